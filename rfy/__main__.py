@@ -1,0 +1,5 @@
+import sys
+
+from rfy.cli import main
+
+sys.exit(main())

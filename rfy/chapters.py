@@ -1,0 +1,26 @@
+"""The book's chapters that have runnable experiments, by the slug the CLI and run records use.
+
+Each chapter module exposes ``Config`` (a ``RunConfig``), ``PAPER_NUMBERS`` (the paper's
+reported values and our metric keys) and ``run_experiment(config, state) -> dict[str, float]``.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from rfy.errors import ConfigError
+
+CHAPTER_MODULES = {
+    "neural-ode": "rfy.neural_ode",
+}
+
+CHAPTER_TITLES = {
+    "neural-ode": "1. Neural ordinary differential equations",
+}
+
+
+def chapter_module(slug: str) -> ModuleType:
+    """Import the module of chapter ``slug``; an unknown slug names the allowed ones."""
+    if slug not in CHAPTER_MODULES:
+        raise ConfigError(f"chapter must be one of {tuple(CHAPTER_MODULES)}, got {slug!r}")
+    return importlib.import_module(CHAPTER_MODULES[slug])

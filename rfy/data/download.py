@@ -1,0 +1,166 @@
+"""Find dataset files in the local cache, or download and verify them.
+
+A file is only ever placed in the cache after its sha256 matched the registry: downloads
+stream into a temporary file next to the target, are hashed on the way, and are renamed
+into place atomically. Whatever goes wrong, no half-written file is left behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import IO
+
+from rfy.data.registry import RemoteFile, get_spec
+from rfy.errors import ChecksumError, DatasetNotAvailableError
+from rfy.progress import progress
+
+UrlOpener = Callable[[str], AbstractContextManager[IO[bytes]]]
+"""Opens a URL for reading bytes; swap it (``opener=``) to simulate the network in tests."""
+
+CHUNK_BYTES = 1 << 20
+TIMEOUT_SECONDS = 60
+
+
+def data_dir() -> Path:
+    """Root of the dataset cache: ``$RFY_DATA``, else ``$XDG_CACHE_HOME/rfy``, else ``~/.cache/rfy``."""
+    explicit = os.environ.get("RFY_DATA")
+    if explicit:
+        return Path(explicit).expanduser()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser() / "rfy"
+
+
+def dataset_dir(name: str) -> Path:
+    """Directory holding the files of the registered dataset ``name`` (it may not exist yet)."""
+    return data_dir() / get_spec(name).name
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of the file at ``path``, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_url(url: str) -> AbstractContextManager[IO[bytes]]:
+    """Default opener: ``urllib`` with a timeout and a polite User-Agent (``file://`` works too)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "rfy (dataset download)"})
+    return urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+
+
+def fetch_file(remote: RemoteFile, directory: Path, *, download: bool = True,
+               opener: UrlOpener | None = None) -> Path:
+    """Path of ``remote`` inside ``directory``, verified, downloading it first if allowed.
+
+    Raises ChecksumError if a file of that name is already there with the wrong sha256, and
+    DatasetNotAvailableError if it is absent and could not be downloaded (or ``download=False``).
+    """
+    directory = Path(directory)
+    return _fetch_all((remote,), directory, directory.name, download, opener)[remote.filename]
+
+
+def fetch_dataset(name: str, *, download: bool = True,
+                  opener: UrlOpener | None = None) -> dict[str, Path]:
+    """Verified local paths of every file of dataset ``name``, keyed by filename.
+
+    Missing files are downloaded when ``download`` is true; one DatasetNotAvailableError
+    then lists every file that is still missing.
+    """
+    spec = get_spec(name)
+    return _fetch_all(spec.files, dataset_dir(name), spec.name, download, opener)
+
+
+def _fetch_all(files: Iterable[RemoteFile], directory: Path, dataset: str, download: bool,
+               opener: UrlOpener | None) -> dict[str, Path]:
+    """Verified paths for ``files``; raise once, listing all of them, if any stays missing."""
+    found: dict[str, Path] = {}
+    missing: list[tuple[RemoteFile, list[str]]] = []
+    for remote in files:
+        target = directory / remote.filename
+        if target.exists():
+            found[remote.filename] = _verified(target, remote)
+        elif not download:
+            missing.append((remote, ["download=False"]))
+        else:
+            failures = _download(remote, target, opener or open_url)
+            if failures:
+                missing.append((remote, failures))
+            else:
+                found[remote.filename] = target
+    if missing:
+        raise DatasetNotAvailableError(_missing_message(dataset, directory, missing))
+    return found
+
+
+def _verified(path: Path, remote: RemoteFile) -> Path:
+    """``path`` itself if its sha256 is the registered one; ChecksumError saying what to do otherwise."""
+    actual = sha256_of(path)
+    if actual != remote.sha256:
+        raise ChecksumError(
+            f"{path} has sha256 {actual}, but the registry expects {remote.sha256}. "
+            f"The file is corrupt or a different version: delete it to have rfy re-download it, "
+            f"or replace it with a good copy from {' or '.join(remote.urls)}."
+        )
+    return path
+
+
+def _download(remote: RemoteFile, target: Path, opener: UrlOpener) -> list[str]:
+    """Try each mirror until one yields the right bytes at ``target``; return why each failed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in remote.urls:
+        try:
+            _download_from(url, remote, target, opener)
+            return []
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            failures.append(f"{url}: {error}")
+    return failures
+
+
+def _download_from(url: str, remote: RemoteFile, target: Path, opener: UrlOpener) -> None:
+    """Stream ``url`` into a temporary file beside ``target``, check its sha256, rename it into place."""
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
+                                         delete=False)
+    partial = Path(handle.name)
+    try:
+        with handle:
+            actual = _stream_and_hash(url, handle, remote, opener)
+        if actual != remote.sha256:
+            raise ChecksumError(f"downloaded sha256 {actual} differs from the expected {remote.sha256}")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _stream_and_hash(url: str, sink: IO[bytes], remote: RemoteFile, opener: UrlOpener) -> str:
+    """Copy ``url`` into ``sink`` with a progress bar; return the hex sha256 of what was copied."""
+    digest = hashlib.sha256()
+    with opener(url) as response, progress(desc=remote.filename, total=remote.size_bytes, unit="B") as bar:
+        for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+            sink.write(chunk)
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def _missing_message(dataset: str, directory: Path, missing: list[tuple[RemoteFile, list[str]]]) -> str:
+    """Tell the reader exactly which files to fetch, from where, and where to put them."""
+    lines = [f"Dataset {dataset!r} is not available: {len(missing)} file(s) are missing from {directory}."]
+    for remote, failures in missing:
+        lines.append(f"  - {remote.filename}  (sha256 {remote.sha256})")
+        lines.extend(f"      get it from {url}" for url in remote.urls)
+        lines.extend(f"      tried: {failure}" for failure in failures)
+    lines.append(
+        f"Download the files by hand, place them in {directory}, and run again; "
+        f"set RFY_DATA to keep datasets somewhere else (currently {data_dir()})."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""Which files make up each dataset rfy can load, where to get them, and their sha256.
+
+Every checksum was taken from a published list rather than computed here:
+MNIST and Fashion-MNIST from TensorFlow Datasets' ``url_checksums/mnist.txt`` and
+``url_checksums/fashion_mnist.txt``, the CIFAR-10 python archive from its
+``url_checksums/cifar10.csv`` (the same value Keras pins in ``datasets/cifar10.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rfy.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file: its name on disk, its sha256, and mirrors tried in order."""
+
+    filename: str
+    sha256: str
+    urls: tuple[str, ...]
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset as a set of remote files plus the facts a reader needs to trust it."""
+
+    name: str
+    description: str
+    files: tuple[RemoteFile, ...]
+    homepage: str
+    license_note: str
+
+
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+
+
+def _mirrored(filename: str, sha256: str, size_bytes: int, mirrors: tuple[str, ...]) -> RemoteFile:
+    """A file available under the same name at every mirror prefix."""
+    return RemoteFile(filename, sha256, tuple(prefix + filename for prefix in mirrors), size_bytes)
+
+
+MNIST = DatasetSpec(
+    name="mnist",
+    description="70,000 grey-scale 28x28 handwritten digits (60,000 train, 10,000 test), IDX format.",
+    files=(
+        _mirrored("train-images-idx3-ubyte.gz",
+                  "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422, MNIST_MIRRORS),
+        _mirrored("train-labels-idx1-ubyte.gz",
+                  "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881, MNIST_MIRRORS),
+        _mirrored("t10k-images-idx3-ubyte.gz",
+                  "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877, MNIST_MIRRORS),
+        _mirrored("t10k-labels-idx1-ubyte.gz",
+                  "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542, MNIST_MIRRORS),
+    ),
+    homepage="http://yann.lecun.com/exdb/mnist/",
+    license_note="Yann LeCun and Corinna Cortes hold the copyright; available under CC BY-SA 3.0.",
+)
+
+FASHION_MNIST = DatasetSpec(
+    name="fashion-mnist",
+    description="70,000 grey-scale 28x28 Zalando article images in 10 classes (60,000 train, 10,000 test).",
+    files=(
+        _mirrored("train-images-idx3-ubyte.gz",
+                  "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880,
+                  FASHION_MNIST_MIRRORS),
+        _mirrored("train-labels-idx1-ubyte.gz",
+                  "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515,
+                  FASHION_MNIST_MIRRORS),
+        _mirrored("t10k-images-idx3-ubyte.gz",
+                  "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102,
+                  FASHION_MNIST_MIRRORS),
+        _mirrored("t10k-labels-idx1-ubyte.gz",
+                  "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148,
+                  FASHION_MNIST_MIRRORS),
+    ),
+    homepage="https://github.com/zalandoresearch/fashion-mnist",
+    license_note="Zalando SE, MIT License.",
+)
+
+CIFAR10 = DatasetSpec(
+    name="cifar-10",
+    description="60,000 colour 32x32 images in 10 classes (50,000 train in 5 batches, 10,000 test), "
+                "python pickle batches in one tar.gz.",
+    files=(
+        RemoteFile("cifar-10-python.tar.gz",
+                   "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+                   ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",), 170498071),
+    ),
+    homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+    license_note="Alex Krizhevsky, 2009; cite 'Learning Multiple Layers of Features from Tiny Images'.",
+)
+
+REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10)}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The registered dataset called ``name``; ConfigError listing the known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        allowed = ", ".join(sorted(REGISTRY))
+        raise ConfigError(f"name={name!r} is not a registered dataset; allowed values: {allowed}") from None

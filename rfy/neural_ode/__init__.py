@@ -1,0 +1,44 @@
+"""Chapter 1: Neural ordinary differential equations (Chen, Rubanova, Bettencourt & Duvenaud, 2018).
+
+A residual network's update ``h ← h + f(h)`` is one Euler step of ``dh/dt = f(h, t, θ)``. Neural
+ODEs define the network as the solution of that ODE, computed by an adaptive solver, and train it
+with the adjoint method at constant memory. The package follows the paper's three uses:
+
+* ``ODEBlock`` and ``make_odenet``/``make_resnet``: classifiers (Section 3, Table 1);
+* ``CNF``: continuous normalizing flows with the instantaneous change of variables (Section 4);
+* ``LatentODE`` and ``RNNBaseline``: irregularly sampled time series (Section 5).
+
+``run_experiment`` runs all of it; ``Config.reduced()`` and ``Config.full()`` size it.
+"""
+from rfy.neural_ode.adjoint import euler_path, gradient_relative_error, memory_versus_steps, saved_tensor_bytes
+from rfy.neural_ode.classifiers import (ConvDynamics, ResidualBlock, count_parameters, make_odenet,
+                                        make_resnet, ode_block_of)
+from rfy.neural_ode.cnf import CNF, MLPDynamics, exact_divergence, standard_normal_log_prob
+from rfy.neural_ode.config import Config
+from rfy.neural_ode.experiments import (adjoint_checks, compare_classifiers, load_image_data,
+                                        nfe_versus_tolerance, predict_spirals, run_experiment,
+                                        train_cnf, train_latent_models, two_circles)
+from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals
+from rfy.neural_ode.odeblock import SOLVERS, ODEBlock, integrate
+from rfy.results import PaperNumber
+
+PAPER_NUMBERS = [
+    PaperNumber("ODE-Net test error (%)", "odenet_test_error_pct", 0.42, "chen2018neural",
+                "MNIST in full mode; sklearn digits in reduced mode"),
+    PaperNumber("ResNet test error (%)", "resnet_test_error_pct", 0.41, "chen2018neural",
+                "6 residual blocks"),
+    PaperNumber("ODE-Net parameters (M)", "odenet_params_m", 0.22, "chen2018neural"),
+    PaperNumber("ResNet parameters (M)", "resnet_params_m", 0.60, "chen2018neural"),
+    PaperNumber("Latent ODE held-out RMSE", "latent_ode_interpolation_rmse", None, "chen2018neural",
+                "paper: below the RNN's at 30, 50 and 100 observations; our spirals differ in scale"),
+    PaperNumber("RNN held-out RMSE", "rnn_interpolation_rmse", None, "chen2018neural"),
+]
+
+__all__ = [
+    "Config", "PAPER_NUMBERS", "run_experiment", "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
+    "ResidualBlock", "make_odenet", "make_resnet", "ode_block_of", "count_parameters", "CNF", "MLPDynamics",
+    "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",
+    "held_out_rmse", "saved_tensor_bytes", "memory_versus_steps", "gradient_relative_error", "euler_path",
+    "load_image_data", "compare_classifiers", "nfe_versus_tolerance", "adjoint_checks", "train_cnf",
+    "train_latent_models", "predict_spirals", "two_circles",
+]

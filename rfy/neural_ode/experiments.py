@@ -1,0 +1,326 @@
+"""The chapter's experiments, shared by the notebook and ``python -m rfy run neural-ode``.
+
+Each function takes the chapter ``Config`` and returns plain numbers (and the trained model where
+the notebook wants to plot it). ``run_experiment`` chains them as resumable stages.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import make_circles
+from torch import nn
+
+from rfy.augment import random_crop
+from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rfy.data import load_digits, load_mnist
+from rfy.neural_ode.adjoint import gradient_relative_error, memory_versus_steps
+from rfy.neural_ode.classifiers import ConvDynamics, count_parameters, make_odenet, make_resnet, ode_block_of
+from rfy.neural_ode.cnf import CNF, MLPDynamics
+from rfy.neural_ode.config import SPIRAL_TIMES, SPIRAL_WINDOW, Config
+from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals
+from rfy.progress import progress
+from rfy.runtime import seed_everything, select_device
+
+NUM_CLASSES = 10
+
+
+@dataclass
+class ImageData:
+    """Train and test tensors, already on the device the models train on."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def in_channels(self) -> int:
+        return self.X_train.shape[1]
+
+
+@dataclass
+class ClassifierResult:
+    """A trained classifier and what it measured."""
+
+    name: str
+    model: nn.Module
+    test_accuracy: float
+    params: int
+    train_seconds: float
+    loss_history: list[float] = field(default_factory=list)
+
+    @property
+    def test_error_pct(self) -> float:
+        return 100 * (1 - self.test_accuracy)
+
+
+def load_image_data(config: Config) -> ImageData:
+    """Digits (8×8, no download) in reduced mode, MNIST (28×28) in full mode; pixels in [0, 1]."""
+    device = select_device(config.device)
+    if config.dataset == "digits":
+        parts = (*load_digits("train", seed=config.seed), *load_digits("test", seed=config.seed))
+    else:
+        parts = (*load_mnist("train"), *load_mnist("test"))
+    X_train, y_train, X_test, y_test = parts
+    to_float = lambda X: (X.float() / 255 if X.dtype == torch.uint8 else X.float()).to(device)
+    return ImageData(to_float(X_train), y_train.to(device), to_float(X_test), y_test.to(device))
+
+
+def build_classifier(kind: str, config: Config, in_channels: int, blocks: int | None = None) -> nn.Module:
+    """``"odenet"`` or ``"resnet"`` (with ``blocks`` residual blocks) sized by ``config``."""
+    downsample = config.dataset != "digits"
+    if kind == "odenet":
+        return make_odenet(in_channels, config.channels, NUM_CLASSES, downsample=downsample,
+                           solver=config.solver, tol=config.tol, steps=config.solver_steps,
+                           adjoint=config.adjoint)
+    if kind == "resnet":
+        return make_resnet(in_channels, config.channels, NUM_CLASSES, downsample=downsample,
+                           blocks=blocks or config.resnet_blocks)
+    raise ValueError(f"kind must be 'odenet' or 'resnet', got {kind!r}")
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Fraction of ``X`` classified as ``y``, evaluated in batches."""
+    model.eval()
+    correct = sum(int((model(X[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+                  for i in range(0, len(X), batch_size))
+    return correct / len(X)
+
+
+def make_optimizer(model: nn.Module, config: Config) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """SGD with momentum 0.9 and step decay ×0.1 at ``lr_milestones`` (the paper's), or Adam."""
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), 0.1)
+
+
+def train_classifier(name: str, model: nn.Module, data: ImageData, config: Config,
+                     checkpoint: Path | None = None) -> ClassifierResult:
+    """Minimise cross-entropy for ``config.epochs`` epochs; checkpoint and resume every epoch."""
+    model = model.to(data.X_train.device)
+    optimizer, scheduler = make_optimizer(model, config)
+    start_epoch, history, seconds = 0, [], 0.0
+    saved = load_checkpoint(checkpoint) if checkpoint else None
+    if saved:
+        model.load_state_dict(saved["model"]), optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"]), set_rng_state(saved["rng"])
+        start_epoch, history, seconds = saved["epoch"], saved["history"], saved["seconds"]
+    n = len(data.X_train)
+    for epoch in progress(range(start_epoch, config.epochs), desc=f"{name}", total=config.epochs - start_epoch,
+                          unit="epoch"):
+        began = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, device=data.X_train.device)
+        running = torch.zeros((), device=data.X_train.device)
+        for i in range(0, n, config.batch_size):
+            batch = order[i : i + config.batch_size]
+            X = random_crop(data.X_train[batch], 4, mode="zeros") if config.augment else data.X_train[batch]
+            loss = F.cross_entropy(model(X), data.y_train[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach() * len(batch)
+        scheduler.step()
+        history.append(float(running) / n)
+        seconds += time.perf_counter() - began
+        if checkpoint:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "scheduler": scheduler.state_dict(), "rng": rng_state(),
+                                         "epoch": epoch + 1, "history": history, "seconds": seconds})
+    return ClassifierResult(name, model, accuracy(model, data.X_test, data.y_test), count_parameters(model),
+                            seconds, history)
+
+
+def compare_classifiers(config: Config, data: ImageData, state: RunState | None = None) -> list[ClassifierResult]:
+    """ODE-Net, the paper's 6-block ResNet, and a ResNet with about the ODE-Net's parameter count."""
+    plans = [("ODE-Net", "odenet", None), (f"ResNet-{config.resnet_blocks}", "resnet", config.resnet_blocks),
+             (f"ResNet-{config.small_resnet_blocks}", "resnet", config.small_resnet_blocks)]
+    results = []
+    for name, kind, blocks in plans:
+        seed_everything(config.seed)
+        model = build_classifier(kind, config, data.in_channels, blocks)
+        checkpoint = state.workdir / f"{kind}{blocks or ''}.pt" if state else None
+        results.append(train_classifier(name, model, data, config, checkpoint))
+    return results
+
+
+@torch.no_grad()
+def nfe_versus_tolerance(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                         tolerances: tuple[float, ...]) -> list[dict[str, float]]:
+    """Evaluate a trained ODE-Net with dopri5 at each tolerance: NFE per forward pass and accuracy."""
+    block = ode_block_of(model)
+    solver, tol, steps = block.solver, block.tol, block.steps
+    rows = []
+    for tolerance in tolerances:
+        block.set_solver("dopri5", tol=tolerance)
+        block.reset_nfe()
+        model.eval()
+        correct = int((model(X).argmax(1) == y).sum())
+        rows.append({"tol": tolerance, "nfe": block.nfe, "accuracy": correct / len(X)})
+    block.set_solver(solver, tol=tol, steps=steps)
+    return rows
+
+
+def adjoint_checks(config: Config, data: ImageData) -> dict[str, object]:
+    """Saved-tensor memory of backprop vs adjoint per step count, and adjoint-vs-backprop gradient error."""
+    seed_everything(config.seed)
+    dynamics = ConvDynamics(config.channels).to(data.X_train.device)
+    h0 = torch.randn(32, config.channels, 8, 8, device=data.X_train.device)
+    memory = memory_versus_steps(dynamics, h0, config.memory_steps)
+    small = ConvDynamics(4).double()
+    error = gradient_relative_error(small, torch.randn(2, 4, 5, 5, dtype=torch.float64))
+    return {"memory": memory, "gradient_relative_error": error}
+
+
+def two_circles(n: int, seed: int) -> torch.Tensor:
+    """``n`` points from scikit-learn's two concentric circles, scaled to about unit radius."""
+    points, _ = make_circles(n_samples=n, noise=0.06, factor=0.5, random_state=seed)
+    return torch.as_tensor(points, dtype=torch.float32) * 2
+
+
+@dataclass
+class CNFResult:
+    model: CNF
+    nll_history: list[float]
+    initial_test_nll: float
+    final_test_nll: float
+    train_seconds: float
+
+
+@torch.no_grad()
+def evaluate_nll(flow: CNF, x: torch.Tensor) -> float:
+    """Mean negative log-likelihood ``−mean log p(x)`` (no graph kept)."""
+    return float(-flow.log_prob(x).mean())
+
+
+def train_cnf(config: Config, checkpoint: Path | None = None) -> CNFResult:
+    """Maximum likelihood: minimise ``−mean log p(x)`` on fresh batches of two-circles points."""
+    seed_everything(config.seed)
+    device = select_device(config.device)
+    flow = CNF(MLPDynamics(2, config.cnf_width), solver=config.cnf_solver, tol=config.cnf_tol,
+               steps=config.cnf_steps).to(device)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=config.cnf_lr)
+    test = two_circles(1000, seed=config.seed + 10_000).to(device)
+    test_nll = lambda: evaluate_nll(flow, test)
+    saved = load_checkpoint(checkpoint) if checkpoint else None
+    if saved:
+        flow.load_state_dict(saved["model"]), optimizer.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+    history, initial, seconds = (saved["history"], saved["initial"], saved["seconds"]) if saved else ([], test_nll(), 0.0)
+    began = time.perf_counter()
+    for step in progress(range(len(history), config.cnf_iters), desc="CNF", total=config.cnf_iters - len(history)):
+        x = two_circles(config.cnf_batch, seed=config.seed * 100_000 + step).to(device)
+        loss = -flow.log_prob(x).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        history.append(float(loss.detach()))
+        if checkpoint and (step + 1) % 100 == 0:
+            save_checkpoint(checkpoint, {"model": flow.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "rng": rng_state(), "history": history, "initial": initial,
+                                         "seconds": seconds + time.perf_counter() - began})
+    return CNFResult(flow, history, initial, test_nll(), seconds + time.perf_counter() - began)
+
+
+@dataclass
+class LatentResult:
+    models: dict[str, nn.Module]
+    test_data: Spirals
+    rmse: dict[str, dict[str, float]]
+    loss_history: dict[str, list[float]]
+
+
+def train_latent_models(config: Config, checkpoint: Path | None = None) -> LatentResult:
+    """Fit a latent ODE and two RNN baselines to the same spirals; RMSE on held-out times of new spirals."""
+    device = select_device(config.device)
+    spirals = make_spirals(config.n_spirals + 100, n_times=SPIRAL_TIMES, window=SPIRAL_WINDOW,
+                           n_observed=config.n_observed, seed=config.seed).to(device)
+    train, test = spirals.subset(slice(0, config.n_spirals)), spirals.subset(slice(config.n_spirals, None))
+    values, times = train.observations()
+    window_grid = train.times[: SPIRAL_WINDOW]
+    seed_everything(config.seed)
+    models: dict[str, nn.Module] = {
+        "latent ODE": LatentODE(latent_dim=config.latent_dim, solver=config.latent_solver).to(device),
+        "RNN": RNNBaseline().to(device),
+        "RNN on a grid": RNNBaseline(on_grid=True).to(device),
+    }
+    saved = load_checkpoint(checkpoint) if checkpoint else None
+    histories: dict[str, list[float]] = {}
+    for name, model in models.items():
+        if saved and name in saved:
+            model.load_state_dict(saved[name]["model"])
+            histories[name] = saved[name]["history"]
+            continue
+        seed_everything(config.seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.latent_lr)
+        histories[name] = []
+        for _ in progress(range(config.latent_iters), desc=name):
+            loss = model.loss(values, times, train.observed, window_grid)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            histories[name].append(float(loss.detach()))
+        if checkpoint:
+            saved = {**(saved or {}), name: {"model": model.state_dict(), "history": histories[name]}}
+            save_checkpoint(checkpoint, saved)
+    return LatentResult(models, test, predict_rmse(models, test), histories)
+
+
+@torch.no_grad()
+def predict_spirals(model: nn.Module, data: Spirals) -> torch.Tensor:
+    """Each model's prediction [N, T, 2] on the whole grid from the observed points (latent mean)."""
+    values, times = data.observations()
+    model.eval()
+    if isinstance(model, LatentODE):
+        return model(values, times, data.times, sample=False)[0]
+    return model(values, times, data.times)
+
+
+def predict_rmse(models: dict[str, nn.Module], data: Spirals) -> dict[str, dict[str, float]]:
+    return {name: held_out_rmse(predict_spirals(model, data), data) for name, model in models.items()}
+
+
+def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+    """All four experiments as resumable stages; returns the metrics a run record stores."""
+    data = load_image_data(config)
+
+    def classifiers(_: Path) -> dict[str, float]:
+        results = compare_classifiers(config, data, state)
+        odenet = results[0]
+        metrics = {}
+        for result, key in zip(results, ("odenet", "resnet", "small_resnet")):
+            metrics[f"{key}_test_error_pct"] = result.test_error_pct
+            metrics[f"{key}_params_m"] = result.params / 1e6
+            metrics[f"{key}_train_seconds"] = result.train_seconds
+        for row in nfe_versus_tolerance(odenet.model, data.X_test[:1000], data.y_test[:1000], config.nfe_tolerances):
+            metrics[f"nfe_at_tol_{row['tol']:g}"] = row["nfe"]
+        return metrics
+
+    def adjoint(_: Path) -> dict[str, float]:
+        checks = adjoint_checks(config, data)
+        first, last = checks["memory"][0], checks["memory"][-1]
+        return {"backprop_mb_at_max_steps": last["backprop_mb"], "backprop_mb_at_min_steps": first["backprop_mb"],
+                "adjoint_mb_at_max_steps": last["adjoint_mb"], "adjoint_mb_at_min_steps": first["adjoint_mb"],
+                "adjoint_gradient_relative_error": checks["gradient_relative_error"]}
+
+    def cnf(checkpoint: Path) -> dict[str, float]:
+        result = train_cnf(config, checkpoint)
+        return {"cnf_initial_test_nll": result.initial_test_nll, "cnf_final_test_nll": result.final_test_nll,
+                "cnf_train_seconds": result.train_seconds}
+
+    def latent(checkpoint: Path) -> dict[str, float]:
+        result = train_latent_models(config, checkpoint)
+        return {f"{name.replace(' ', '_').lower()}_{key}": value
+                for name, scores in result.rmse.items() for key, value in scores.items()}
+
+    metrics: dict[str, float] = {}
+    for name, stage in (("adjoint", adjoint), ("classifiers", classifiers), ("cnf", cnf), ("latent", latent)):
+        metrics.update(state.stage(name, stage))
+    return metrics

@@ -1,0 +1,22 @@
+"""Progress bars for the whole book: one look, silenced by ``TQDM_DISABLE=1``."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+
+def progress_disabled() -> bool:
+    """True when the environment asks for quiet runs (``TQDM_DISABLE`` set to a true value)."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def progress(iterable: Iterable[T] | None = None, *, desc: str = "", total: int | None = None,
+             unit: str = "it", leave: bool = False) -> tqdm:
+    """Wrap ``iterable`` in a tqdm bar that honours ``TQDM_DISABLE``; ``leave=False`` keeps pages tidy."""
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave,
+                disable=progress_disabled(), dynamic_ncols=True)

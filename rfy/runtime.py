@@ -1,0 +1,64 @@
+"""Seeding, device choice and a description of the hardware a run used."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and every CUDA device) from one integer.
+
+    Returns a fresh ``torch.Generator`` seeded with ``seed`` for code that wants its own stream.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``"auto"`` to CUDA when present (then Apple's MPS), else the CPU.
+
+    An explicit choice that is not available fails with a message instead of later inside torch.
+    """
+    name = str(device)
+    kind = name.split(":")[0]
+    if kind not in DEVICE_CHOICES:
+        raise ValueError(f"device must be one of {DEVICE_CHOICES} (optionally 'cuda:N'), got {device!r}")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was requested but this machine has no MPS backend; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def hardware_info(device: torch.device | None = None) -> dict[str, str | int]:
+    """What ran the computation: CPU model and core count, GPU name and memory when CUDA is used."""
+    info: dict[str, str | int] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count() or 0,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device is not None:
+        info["device"] = str(device)
+        if device.type == "cuda":
+            props = torch.cuda.get_device_properties(device)
+            info["gpu"] = props.name
+            info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+    return info

@@ -1,0 +1,163 @@
+"""Properties of the Neural ODE chapter's models, on tiny inputs."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from rfy.errors import ConfigError
+from rfy.neural_ode import (CNF, Config, ConvDynamics, LatentODE, MLPDynamics, ODEBlock, RNNBaseline,
+                            count_parameters, euler_path, exact_divergence, gradient_relative_error,
+                            held_out_rmse, integrate, make_odenet, make_resnet, make_spirals,
+                            memory_versus_steps, ode_block_of)
+from rfy.neural_ode.experiments import nfe_versus_tolerance
+
+
+class Linear(nn.Module):
+    """``f(t, z) = A z``: dynamics whose flow and density are known in closed form."""
+
+    def __init__(self, matrix):
+        super().__init__()
+        self.matrix = nn.Parameter(matrix)
+
+    def forward(self, t, z):
+        return z @ self.matrix.T
+
+
+def test_ode_block_solves_exponential_growth():
+    block = ODEBlock(Linear(torch.eye(2)), solver="dopri5", tol=1e-7)
+    h0 = torch.tensor([[1.0, -2.0]])
+    assert torch.allclose(block(h0), h0 * math.e, rtol=1e-5)
+    assert block.nfe > 0
+    block.reset_nfe()
+    assert block.nfe == 0
+
+
+def test_odenet_classifier_shapes_and_gradients():
+    model = make_odenet(1, 8, 10, downsample=False, solver="rk4", steps=2)
+    out = model(torch.rand(3, 1, 8, 8))
+    assert out.shape == (3, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_adjoint_gradients_equal_backprop_gradients():
+    torch.manual_seed(0)
+    error = gradient_relative_error(MLPDynamics(3, 16).double(), torch.randn(8, 3, dtype=torch.float64))
+    assert error <= 1e-4
+
+
+def test_nfe_rises_as_tolerance_falls():
+    torch.manual_seed(0)
+    model = make_odenet(1, 4, 10, downsample=False)
+    rows = nfe_versus_tolerance(model, torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long),
+                                (1e-1, 1e-3, 1e-5, 1e-7))
+    nfes = [row["nfe"] for row in rows]
+    assert nfes == sorted(nfes) and nfes[-1] > nfes[0]
+    assert ode_block_of(model).solver == "dopri5"  # restored to what it was
+
+
+def test_adjoint_memory_is_flat_while_backprop_grows():
+    torch.manual_seed(0)
+    rows = memory_versus_steps(ConvDynamics(4), torch.randn(2, 4, 6, 6), (2, 4, 8))
+    backprop = [row["backprop_mb"] for row in rows]
+    adjoint = [row["adjoint_mb"] for row in rows]
+    assert backprop[2] > 3 * backprop[0]
+    assert max(adjoint) == min(adjoint) and adjoint[0] < backprop[0] / 4
+
+
+def test_paper_sized_mnist_models_have_the_papers_parameter_counts():
+    config = Config.full()
+    odenet = make_odenet(1, config.channels, 10, downsample=True)
+    resnet = make_resnet(1, config.channels, 10, downsample=True, blocks=config.resnet_blocks)
+    assert count_parameters(odenet) / 1e6 == pytest.approx(0.22, rel=0.1)  # ours: 0.208M
+    assert count_parameters(resnet) / 1e6 == pytest.approx(0.60, rel=0.1)  # ours: 0.578M
+    assert odenet(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_euler_path_approaches_the_ode_solution():
+    dynamics = Linear(torch.tensor([[0.0, -1.0], [1.0, 0.0]]))
+    h0 = torch.tensor([[1.0, 0.0]])
+    exact = integrate(dynamics, h0, torch.tensor([0.0, 1.0]), tol=1e-8)[-1]
+    with torch.no_grad():
+        errors = [float((euler_path(dynamics, h0, n)[-1] - exact).norm()) for n in (2, 8, 32)]
+    assert errors[0] > errors[1] > errors[2]
+    assert euler_path(dynamics, h0, 4).shape == (5, 1, 2)
+
+
+def test_exact_divergence_is_the_trace_of_the_jacobian():
+    matrix = torch.tensor([[0.5, 2.0], [-1.0, -1.5]])
+    z = torch.randn(5, 2, requires_grad=True)
+    divergence = exact_divergence(z @ matrix.T, z, create_graph=False)
+    assert torch.allclose(divergence, torch.full((5,), -1.0))
+
+
+def test_cnf_log_density_matches_the_analytic_value_for_linear_dynamics():
+    """With dz/dt = A z, x = e^A z0, so log p(x) = log N(e^{-A} x; 0, I) − tr A."""
+    matrix = torch.tensor([[0.3, -0.8], [0.5, -0.1]], dtype=torch.float64)
+    flow = CNF(Linear(matrix), solver="dopri5", tol=1e-9)
+    x = torch.randn(6, 2, dtype=torch.float64)
+    z0 = x @ torch.linalg.matrix_exp(-matrix).T
+    analytic = -0.5 * z0.square().sum(1) - math.log(2 * math.pi) - torch.trace(matrix)
+    assert torch.allclose(flow.log_prob(x), analytic, atol=1e-6)
+    samples = flow.sample(4)
+    assert samples.shape == (4, 2)
+
+
+def test_cnf_training_step_lowers_nll_and_gets_gradients():
+    torch.manual_seed(0)
+    flow = CNF(MLPDynamics(2, 16), solver="rk4", steps=4)
+    x = torch.randn(64, 2) * 0.3 + 1.0
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = -flow.log_prob(x).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] - 0.1
+
+
+def test_spirals_observe_sorted_points_inside_the_window():
+    data = make_spirals(5, n_times=40, window=20, n_observed=7, seed=3)
+    assert data.clean.shape == (5, 40, 2) and data.observed.shape == (5, 7)
+    assert bool((data.observed < 20).all()) and bool((data.observed.diff(dim=1) > 0).all())
+    assert torch.equal(make_spirals(5, n_times=40, window=20, n_observed=7, seed=3).noisy, data.noisy)
+    values, times = data.observations()
+    assert values.shape == (5, 7, 2) and times.shape == (5, 7)
+    with pytest.raises(ValueError, match="n_observed"):
+        make_spirals(2, window=10, n_observed=11)
+
+
+def test_held_out_rmse_is_zero_for_the_truth_and_splits_the_points():
+    data = make_spirals(4, n_times=30, window=20, n_observed=5)
+    perfect = held_out_rmse(data.clean, data)
+    assert perfect == {"interpolation_rmse": 0.0, "extrapolation_rmse": 0.0}
+    shifted = data.clean.clone()
+    shifted[:, 20:] += torch.tensor([0.3, 0.4])
+    assert held_out_rmse(shifted, data) == pytest.approx({"interpolation_rmse": 0.0, "extrapolation_rmse": 0.5})
+
+
+@pytest.mark.parametrize("model", [LatentODE(latent_dim=3), RNNBaseline(hidden=6)])
+def test_sequence_models_predict_on_the_grid_and_train(model):
+    data = make_spirals(6, n_times=20, window=10, n_observed=4)
+    values, times = data.observations()
+    loss = model.loss(values, times, data.observed, data.times[:10])
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+    prediction = model(values, times, data.times)
+    prediction = prediction[0] if isinstance(prediction, tuple) else prediction
+    assert prediction.shape == (6, 20, 2)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="solver must be one of"):
+        Config(solver="leapfrog")
+    with pytest.raises(ConfigError, match="dataset"):
+        Config(dataset="imagenet")
+    with pytest.raises(ConfigError, match="n_observed"):
+        Config(n_observed=80)
+    with pytest.raises(ValueError, match="solver"):
+        ODEBlock(ConvDynamics(2), solver="rk45")
+    assert Config.full().dataset == "mnist" and Config.reduced().dataset == "digits"
