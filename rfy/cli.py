@@ -3,6 +3,7 @@
     python -m rfy run neural-ode --mode full --seed 1 --resume
     python -m rfy data download mnist
     python -m rfy results table
+    python -m rfy notebooks execute notebooks/01_neural_odes.ipynb
 """
 from __future__ import annotations
 
@@ -85,6 +86,15 @@ def results_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def notebooks_command(args: argparse.Namespace) -> int:
+    from rfy.notebooks import execute_in_place
+
+    for path in args.paths:
+        seconds = execute_in_place(Path(path))
+        print(f"executed {path} in {seconds:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rfy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("action", choices=("table",))
     results.add_argument("--output", help="write the Markdown table to this file")
     results.set_defaults(handler=results_command)
+
+    notebooks = commands.add_parser("notebooks", help="execute notebooks in place (reduced mode)")
+    notebooks.add_argument("action", choices=("execute",))
+    notebooks.add_argument("paths", nargs="+")
+    notebooks.set_defaults(handler=notebooks_command)
     return parser
 
 

@@ -5,7 +5,11 @@ import os
 from collections.abc import Iterable
 from typing import TypeVar
 
-from tqdm.auto import tqdm
+try:  # notebook widgets when ipywidgets is there (Colab, JupyterLab with widgets), text bars otherwise
+    import ipywidgets  # noqa: F401
+    from tqdm.auto import tqdm
+except ImportError:
+    from tqdm import tqdm
 
 T = TypeVar("T")
 

@@ -161,10 +161,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Render reproduction rows as a Markdown table (missing runs say so instead of a blank)."""
+def markdown_table(rows: list[dict[str, Any]], *, cite: bool = True) -> str:
+    """Render reproduction rows as a Markdown table (missing runs say so instead of a blank).
+
+    With ``cite`` the paper column carries a MyST ``{cite}`` role (for book pages); notebooks,
+    whose outputs are plain Markdown, leave it out.
+    """
     header = "| Chapter | Quantity | Paper | Our full run | Our reduced run | Note |\n|---|---|---|---|---|---|\n"
+    paper = lambda r: _cell(r["paper"]) if r["paper"] is not None else "see note"
+    source = lambda r: f" {{cite}}`{r['citation']}`" if cite else ""
     body = "".join(
-        f"| {r['chapter']} | {r['quantity']} | {_cell(r['paper'])} {{cite}}`{r['citation']}` "
+        f"| {r['chapter']} | {r['quantity']} | {paper(r)}{source(r)} "
         f"| {_cell(r['full'])} | {_cell(r['reduced'])} | {r['note']} |\n" for r in rows)
     return header + body

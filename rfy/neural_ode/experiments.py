@@ -174,8 +174,8 @@ def adjoint_checks(config: Config, data: ImageData) -> dict[str, object]:
     dynamics = ConvDynamics(config.channels).to(data.X_train.device)
     h0 = torch.randn(32, config.channels, 8, 8, device=data.X_train.device)
     memory = memory_versus_steps(dynamics, h0, config.memory_steps)
-    small = ConvDynamics(4).double()
-    error = gradient_relative_error(small, torch.randn(2, 4, 5, 5, dtype=torch.float64))
+    small = MLPDynamics(3, 16).double()
+    error = gradient_relative_error(small, torch.randn(8, 3, dtype=torch.float64))
     return {"memory": memory, "gradient_relative_error": error}
 
 
