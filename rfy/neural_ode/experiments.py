@@ -105,6 +105,8 @@ def train_classifier(name: str, model: nn.Module, data: ImageData, config: Confi
                      checkpoint: Path | None = None) -> ClassifierResult:
     """Minimise cross-entropy for ``config.epochs`` epochs; checkpoint and resume every epoch."""
     model = model.to(data.X_train.device)
+    if data.X_train.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed image size: let cuDNN pick its fastest kernels
     optimizer, scheduler = make_optimizer(model, config)
     start_epoch, history, seconds = 0, [], 0.0
     saved = load_checkpoint(checkpoint) if checkpoint else None
