@@ -2,6 +2,7 @@
 #   make book   - create .venv, install, execute every notebook (reduced mode), render _build/html
 #   make test   - create .venv, install, run the unit tests and nbval on the notebooks
 #   make lab    - JupyterLab with rfy importable
+#   make student - copies of the notebooks without outputs or exercise solutions, in _build/student
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 TABLE := book/_generated/reproduction_table.md
 
-.PHONY: install book html notebooks table test unit nbval lab lock clean
+.PHONY: install book html notebooks table test unit nbval lab student lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +39,9 @@ nbval: $(STAMP)
 	TQDM_DISABLE=1 $(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS)
 
 test: unit nbval
+
+student: $(STAMP)
+	$(BIN)/python -m rfy notebooks student $(NOTEBOOKS) --output _build/student
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

@@ -4,6 +4,7 @@
     python -m rfy data download mnist
     python -m rfy results table
     python -m rfy notebooks execute notebooks/01_neural_odes.ipynb
+    python -m rfy notebooks student notebooks/*.ipynb --output _build/student
 """
 from __future__ import annotations
 
@@ -87,8 +88,12 @@ def results_command(args: argparse.Namespace) -> int:
 
 
 def notebooks_command(args: argparse.Namespace) -> int:
-    from rfy.notebooks import execute_in_place
+    from rfy.notebooks import execute_in_place, write_student_copies
 
+    if args.action == "student":
+        for path in write_student_copies([Path(p) for p in args.paths], Path(args.output)):
+            print(f"student copy written to {path}")
+        return 0
     for path in args.paths:
         seconds = execute_in_place(Path(path))
         print(f"executed {path} in {seconds:.0f} s")
@@ -122,9 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--output", help="write the Markdown table to this file")
     results.set_defaults(handler=results_command)
 
-    notebooks = commands.add_parser("notebooks", help="execute notebooks in place (reduced mode)")
-    notebooks.add_argument("action", choices=("execute",))
+    notebooks = commands.add_parser(
+        "notebooks", help="execute notebooks in place (reduced mode), or write student copies without solutions")
+    notebooks.add_argument("action", choices=("execute", "student"))
     notebooks.add_argument("paths", nargs="+")
+    notebooks.add_argument("--output", default="_build/student", help="folder for student copies")
     notebooks.set_defaults(handler=notebooks_command)
     return parser
 

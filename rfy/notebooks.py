@@ -6,12 +6,14 @@ re-running a notebook only changes its real outputs.
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import nbformat
 
 TIMING_KEYS = ("papermill", "execution")
+SOLUTION_BLOCK = re.compile(r"\n*```\{solution\}.*?\n```[ \t]*(?=\n|$)", re.DOTALL)
 
 
 def strip_timing_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -33,3 +35,25 @@ def execute_in_place(path: Path, timeout_s: int = 600) -> float:
     notebook = strip_timing_metadata(nbformat.read(path, as_version=4))
     nbformat.write(notebook, path)
     return time.perf_counter() - began
+
+
+def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook without outputs and without the ``{solution}`` blocks of its exercises."""
+    copy = nbformat.from_dict(notebook)
+    for cell in copy.cells:
+        if cell.cell_type == "markdown":
+            cell.source = SOLUTION_BLOCK.sub("", cell.source)
+        elif cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return copy
+
+
+def write_student_copies(paths: list[Path], folder: Path) -> list[Path]:
+    """Write the student copy of each notebook in ``paths`` into ``folder``; return the new paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        target = folder / path.name
+        nbformat.write(student_copy(nbformat.read(path, as_version=4)), target)
+        written.append(target)
+    return written

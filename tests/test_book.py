@@ -49,3 +49,17 @@ def test_strip_timing_metadata_drops_run_bookkeeping_only():
     stripped = strip_timing_metadata(notebook)
     assert "papermill" not in stripped.metadata
     assert stripped.cells[0].metadata == {"tags": ["x"]}
+
+
+def test_student_copy_drops_solutions_and_outputs_but_keeps_exercises(tmp_path):
+    from rfy.notebooks import write_student_copies
+
+    [copy_path] = write_student_copies([NOTEBOOKS[0]], tmp_path)
+    original = nbformat.read(NOTEBOOKS[0], as_version=4)
+    copy = nbformat.read(copy_path, as_version=4)
+    text = "\n".join(cell.source for cell in copy.cells if cell.cell_type == "markdown")
+    assert "{solution}" in "".join(cell.source for cell in original.cells)
+    assert "{solution}" not in text and text.count("{exercise}") >= 3
+    assert all(not cell.outputs for cell in copy.cells if cell.cell_type == "code")
+    assert [cell.source for cell in copy.cells if cell.cell_type == "code"] == \
+        [cell.source for cell in original.cells if cell.cell_type == "code"]
