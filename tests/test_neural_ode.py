@@ -161,3 +161,30 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="solver"):
         ODEBlock(ConvDynamics(2), solver="rk45")
     assert Config.full().dataset == "mnist" and Config.reduced().dataset == "digits"
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Two epochs in one go equal one epoch, a disconnect right after its checkpoint, and a resume."""
+    import rfy.neural_ode.experiments as experiments
+    from rfy.runtime import seed_everything
+
+    X, y = torch.rand(96, 1, 8, 8), torch.randint(0, 10, (96,))
+    data = experiments.ImageData(X, y, X[:16], y[:16])
+    config = Config(epochs=2, channels=4, batch_size=32)
+    fresh_model = lambda: experiments.build_classifier("resnet", config, 1, blocks=1)
+
+    seed_everything(0)
+    straight = experiments.train_classifier("a", fresh_model(), data, config, tmp_path / "a.pt").model
+
+    def save_then_disconnect(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt("simulated disconnect")
+    real_save = experiments.save_checkpoint
+    monkeypatch.setattr(experiments, "save_checkpoint", save_then_disconnect)
+    seed_everything(0)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.train_classifier("b", fresh_model(), data, config, tmp_path / "b.pt")
+    monkeypatch.undo()
+    resumed = experiments.train_classifier("b", fresh_model(), data, config, tmp_path / "b.pt").model
+    for (name, expected), actual in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(expected, actual), name

@@ -10,6 +10,7 @@ from rfy.neural_ode.odeblock import SOLVERS
 
 DATASETS = ("digits", "mnist")
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("cosine", "step")
 SPIRAL_TIMES, SPIRAL_WINDOW = 75, 50  # spirals are observed among the first 50 of 75 grid times
 
 
@@ -20,7 +21,8 @@ class Config(RunConfig):
     chapter: ClassVar[str] = "neural-ode"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "mnist", "channels": 64, "solver": "dopri5", "tol": 1e-3, "adjoint": True,
-        "epochs": 160, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "lr_milestones": (60, 100, 140),
+        "epochs": 160, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "lr_schedule": "step",
+        "lr_milestones": (60, 100, 140),
         "augment": True, "cnf_width": 64, "cnf_iters": 2000, "cnf_batch": 512, "cnf_solver": "dopri5",
         "cnf_lr": 1e-3, "n_spirals": 1000, "latent_iters": 3000, "latent_solver": "dopri5",
     }
@@ -34,22 +36,23 @@ class Config(RunConfig):
     solver_steps: int = 4
     tol: float = 1e-3
     adjoint: bool = False
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int = 8
+    batch_size: int = 32
     optimizer: str = "adam"
-    lr: float = 3e-3
+    lr: float = 1e-2
+    lr_schedule: str = "cosine"
     lr_milestones: tuple[int, ...] = ()
     augment: bool = False
     nfe_tolerances: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)
     memory_steps: tuple[int, ...] = (4, 8, 16, 32, 64)
     # continuous normalizing flow on two circles
     cnf_width: int = 32
-    cnf_iters: int = 150
+    cnf_iters: int = 200
     cnf_batch: int = 256
     cnf_solver: str = "rk4"
     cnf_steps: int = 6
     cnf_tol: float = 1e-5
-    cnf_lr: float = 1e-2
+    cnf_lr: float = 2e-2
     # latent ODE against an RNN on irregularly sampled spirals
     n_spirals: int = 200
     n_observed: int = 30
@@ -61,6 +64,7 @@ class Config(RunConfig):
     def validate(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for field in ("solver", "cnf_solver", "latent_solver"):
             check_choice(field, getattr(self, field), SOLVERS)
         for field in ("channels", "resnet_blocks", "small_resnet_blocks", "solver_steps", "epochs",
