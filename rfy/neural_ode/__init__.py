@@ -15,7 +15,8 @@ from rfy.neural_ode.classifiers import (ConvDynamics, ResidualBlock, count_param
                                         make_resnet, ode_block_of)
 from rfy.neural_ode.cnf import CNF, MLPDynamics, exact_divergence, standard_normal_log_prob
 from rfy.neural_ode.config import Config
-from rfy.neural_ode.experiments import (adjoint_checks, compare_classifiers, load_image_data,
+from rfy.neural_ode.experiments import (adjoint_checks, adjoint_metrics, classifier_metrics, cnf_metrics,
+                                        compare_classifiers, latent_metrics, load_image_data,
                                         nfe_versus_tolerance, predict_spirals, run_experiment,
                                         train_cnf, train_latent_models, two_circles)
 from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals
@@ -44,5 +45,6 @@ __all__ = [
     "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",
     "held_out_rmse", "saved_tensor_bytes", "memory_versus_steps", "gradient_relative_error", "euler_path",
     "load_image_data", "compare_classifiers", "nfe_versus_tolerance", "adjoint_checks", "train_cnf",
-    "train_latent_models", "predict_spirals", "two_circles",
+    "train_latent_models", "predict_spirals", "two_circles", "adjoint_metrics", "classifier_metrics",
+    "cnf_metrics", "latent_metrics",
 ]

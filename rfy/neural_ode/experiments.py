@@ -303,40 +303,53 @@ def predict_rmse(models: dict[str, nn.Module], data: Spirals) -> dict[str, dict[
     return {name: held_out_rmse(predict_spirals(model, data), data) for name, model in models.items()}
 
 
+def classifier_metrics(results: list[ClassifierResult], nfe_rows: list[dict[str, float]]) -> dict[str, float]:
+    """Test error, parameters (millions) and training time of each classifier; NFE per tolerance."""
+    metrics = {}
+    for result, key in zip(results, ("odenet", "resnet", "small_resnet")):
+        metrics[f"{key}_test_error_pct"] = result.test_error_pct
+        metrics[f"{key}_params_m"] = result.params / 1e6
+        metrics[f"{key}_train_seconds"] = result.train_seconds
+    metrics.update({f"nfe_at_tol_{row['tol']:g}": row["nfe"] for row in nfe_rows})
+    return metrics
+
+
+def adjoint_metrics(checks: dict[str, object]) -> dict[str, float]:
+    """Memory of both methods at the fewest and the most steps, and the gradient disagreement."""
+    first, last = checks["memory"][0], checks["memory"][-1]
+    return {"backprop_mb_at_max_steps": last["backprop_mb"], "backprop_mb_at_min_steps": first["backprop_mb"],
+            "adjoint_mb_at_max_steps": last["adjoint_mb"], "adjoint_mb_at_min_steps": first["adjoint_mb"],
+            "adjoint_gradient_relative_error": checks["gradient_relative_error"]}
+
+
+def cnf_metrics(result: CNFResult) -> dict[str, float]:
+    return {"cnf_initial_test_nll": result.initial_test_nll, "cnf_final_test_nll": result.final_test_nll,
+            "cnf_train_seconds": result.train_seconds}
+
+
+def latent_metrics(result: LatentResult) -> dict[str, float]:
+    """``<model>_<interpolation|extrapolation>_rmse`` for every sequence model."""
+    return {f"{name.replace(' ', '_').lower()}_{key}": value
+            for name, scores in result.rmse.items() for key, value in scores.items()}
+
+
 def run_experiment(config: Config, state: RunState) -> dict[str, float]:
     """All four experiments as resumable stages; returns the metrics a run record stores."""
     data = load_image_data(config)
 
     def classifiers(_: Path) -> dict[str, float]:
         results = compare_classifiers(config, data, state)
-        odenet = results[0]
-        metrics = {}
-        for result, key in zip(results, ("odenet", "resnet", "small_resnet")):
-            metrics[f"{key}_test_error_pct"] = result.test_error_pct
-            metrics[f"{key}_params_m"] = result.params / 1e6
-            metrics[f"{key}_train_seconds"] = result.train_seconds
-        for row in nfe_versus_tolerance(odenet.model, data.X_test[:1000], data.y_test[:1000], config.nfe_tolerances):
-            metrics[f"nfe_at_tol_{row['tol']:g}"] = row["nfe"]
-        return metrics
+        nfe_rows = nfe_versus_tolerance(results[0].model, data.X_test[:1000], data.y_test[:1000],
+                                        config.nfe_tolerances)
+        return classifier_metrics(results, nfe_rows)
 
-    def adjoint(_: Path) -> dict[str, float]:
-        checks = adjoint_checks(config, data)
-        first, last = checks["memory"][0], checks["memory"][-1]
-        return {"backprop_mb_at_max_steps": last["backprop_mb"], "backprop_mb_at_min_steps": first["backprop_mb"],
-                "adjoint_mb_at_max_steps": last["adjoint_mb"], "adjoint_mb_at_min_steps": first["adjoint_mb"],
-                "adjoint_gradient_relative_error": checks["gradient_relative_error"]}
-
-    def cnf(checkpoint: Path) -> dict[str, float]:
-        result = train_cnf(config, checkpoint)
-        return {"cnf_initial_test_nll": result.initial_test_nll, "cnf_final_test_nll": result.final_test_nll,
-                "cnf_train_seconds": result.train_seconds}
-
-    def latent(checkpoint: Path) -> dict[str, float]:
-        result = train_latent_models(config, checkpoint)
-        return {f"{name.replace(' ', '_').lower()}_{key}": value
-                for name, scores in result.rmse.items() for key, value in scores.items()}
-
+    stages = {
+        "adjoint": lambda _: adjoint_metrics(adjoint_checks(config, data)),
+        "classifiers": classifiers,
+        "cnf": lambda checkpoint: cnf_metrics(train_cnf(config, checkpoint)),
+        "latent": lambda checkpoint: latent_metrics(train_latent_models(config, checkpoint)),
+    }
     metrics: dict[str, float] = {}
-    for name, stage in (("adjoint", adjoint), ("classifiers", classifiers), ("cnf", cnf), ("latent", latent)):
+    for name, stage in stages.items():
         metrics.update(state.stage(name, stage))
     return metrics
