@@ -12,10 +12,12 @@ from rfy.errors import ConfigError
 
 CHAPTER_MODULES = {
     "neural-ode": "rfy.neural_ode",
+    "debiasing": "rfy.debiasing",
 }
 
 CHAPTER_TITLES = {
     "neural-ode": "1. Neural ordinary differential equations",
+    "debiasing": "3. Debiasing with learned latent structure (DB-VAE)",
 }
 
 

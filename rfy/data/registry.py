@@ -3,7 +3,11 @@
 Every checksum was taken from a published list rather than computed here:
 MNIST and Fashion-MNIST from TensorFlow Datasets' ``url_checksums/mnist.txt`` and
 ``url_checksums/fashion_mnist.txt``, the CIFAR-10 python archive from its
-``url_checksums/cifar10.csv`` (the same value Keras pins in ``datasets/cifar10.py``).
+``url_checksums/cifar10.csv`` (the same value Keras pins in ``datasets/cifar10.py``),
+CelebA from its ``url_checksums/celeb_a.txt`` (the values torchvision pins in
+``torchvision/prototype/datasets/_builtin/celeba.py``; the PyTorch tutorials pin the same image
+archive at their S3 mirror in ``.jenkins/download_data.py``), and Imagenette from its
+``url_checksums/imagenette.txt``.
 """
 from __future__ import annotations
 
@@ -38,6 +42,17 @@ MNIST_MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+CELEBA_DRIVE = "https://drive.google.com/uc?export=download&id="
+
+
+def _google_drive(file_id: str, filename: str) -> str:
+    """The authors' Google Drive link for ``file_id``, as TFDS uses it.
+
+    The ``#filename`` fragment only names the file for readers: clients never send fragments
+    to the server. Drive answers large files with a confirmation page instead of the bytes, so
+    such a download fails its checksum and the next mirror (or a manual download) is used.
+    """
+    return f"{CELEBA_DRIVE}{file_id}#{filename}"
 
 
 def _mirrored(filename: str, sha256: str, size_bytes: int, mirrors: tuple[str, ...]) -> RemoteFile:
@@ -96,7 +111,43 @@ CIFAR10 = DatasetSpec(
     license_note="Alex Krizhevsky, 2009; cite 'Learning Multiple Layers of Features from Tiny Images'.",
 )
 
-REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10)}
+CELEBA = DatasetSpec(
+    name="celeba",
+    description="202,599 aligned and cropped 178x218 celebrity face JPEGs in one zip, with 40 binary "
+                "attributes per image and the official train/valid/test partition.",
+    files=(
+        RemoteFile("img_align_celeba.zip",
+                   "46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
+                   (_google_drive("0B7EVK8r0v71pZjFTYXZWM3FlRnM", "img_align_celeba.zip"),
+                    "https://s3.amazonaws.com/pytorch-tutorial-assets/img_align_celeba.zip"), 1443490838),
+        RemoteFile("list_attr_celeba.txt",
+                   "f0e5da289d5ccf75ffe8811132694922b60f2af59256ed362afa03fefba324d0",
+                   (_google_drive("0B7EVK8r0v71pblRyaVFSWGxPY0U", "list_attr_celeba.txt"),), 26721026),
+        RemoteFile("list_eval_partition.txt",
+                   "fc955bcb3ef8fbdf7d5640d9a8693a8431b5f2ee291a5c1449a1549e7e073fe7",
+                   (_google_drive("0B7EVK8r0v71pY0NSMzRuSXJEVkk", "list_eval_partition.txt"),), 2836386),
+    ),
+    homepage="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
+    license_note="The Chinese University of Hong Kong; non-commercial research and education use only.",
+)
+
+IMAGENETTE = DatasetSpec(
+    name="imagenette",
+    description="13,394 ImageNet photos of 10 object classes (9,469 train, 3,925 val), shorter side 160 px, "
+                "JPEGs in one tgz. Non-face negatives standing in for the paper's ImageNet negatives.",
+    files=(
+        RemoteFile("imagenette2-160.tgz",
+                   "88daccb09b6fce93f45e6c09ddeb269cce705549e6bff322092a2a5a11489863",
+                   ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",), 98948031),
+    ),
+    homepage="https://github.com/fastai/imagenette",
+    license_note="A subset of ImageNet made by fast.ai (Jeremy Howard); the images fall under ImageNet's "
+                 "terms of access (non-commercial research and education).",
+)
+
+REGISTRY: dict[str, DatasetSpec] = {
+    spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10, CELEBA, IMAGENETTE)
+}
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -1,0 +1,142 @@
+"""Training, evaluation and the α sweep, shared by the notebook and ``python -m rfy run debiasing``."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rfy.checkpoint import RunState
+from rfy.debiasing.config import Config
+from rfy.debiasing.data import BiasedData, make_biased_digits
+from rfy.debiasing.losses import classifier_loss, debiasing_loss
+from rfy.debiasing.model import DBVAE, make_dbvae
+from rfy.debiasing.resampling import resampled_order, sampling_weights
+from rfy.progress import progress
+from rfy.runtime import seed_everything, select_device
+
+STANDARD = "standard classifier"
+NO_RESAMPLING = "DB-VAE, uniform sampling"
+
+
+def method_name(alpha: float | None) -> str:
+    return NO_RESAMPLING if alpha is None else f"DB-VAE, α = {alpha:g}"
+
+
+def load_data(config: Config) -> BiasedData:
+    """The reduced digits stand-in, or CelebA faces and Imagenette non-faces at 64×64 (full mode)."""
+    if config.dataset == "digits":
+        data = make_biased_digits(rare_fraction=config.rare_fraction, seed=config.seed)
+    else:
+        from rfy.debiasing.faces import load_face_detection_data
+        data = load_face_detection_data(config)
+    return data.to(select_device(config.device))
+
+
+@torch.no_grad()
+def positive_latent_means(model: DBVAE, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """``μ(x)`` of every row of ``X`` (evaluation mode, in batches)."""
+    model.eval()
+    return torch.cat([model.encode(X[i : i + batch_size])[1] for i in range(0, len(X), batch_size)])
+
+
+def epoch_order(model: DBVAE, data: BiasedData, alpha: float | None, config: Config,
+                generator: torch.Generator) -> torch.Tensor:
+    """This epoch's example order: uniform, or positives resampled by latent rarity (recomputed now)."""
+    positives = torch.nonzero(data.y_train.cpu() == 1).flatten()
+    negatives = torch.nonzero(data.y_train.cpu() == 0).flatten()
+    if alpha is None:
+        weights = torch.full((len(positives),), 1 / len(positives))
+    else:
+        means = positive_latent_means(model, data.X_train[positives.to(data.X_train.device)]).cpu()
+        weights = sampling_weights(means, alpha=alpha, bins=config.bins)
+    return resampled_order(positives, negatives, weights, generator)
+
+
+def train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float | None = None,
+                seed: int = 0, desc: str = "") -> DBVAE:
+    """Train the standard classifier (``debias=False``) or a DB-VAE with sampling parameter ``alpha``."""
+    seed_everything(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = make_dbvae(tuple(data.X_train.shape[1:]), config.latent_dim, config.hidden).to(data.X_train.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    for _ in progress(range(config.epochs), desc=desc, unit="epoch"):
+        if debias:
+            order = epoch_order(model, data, alpha, config, generator)
+        else:
+            order = torch.randperm(len(data.y_train), generator=generator)
+        model.train()
+        for batch in order.to(data.X_train.device).split(config.batch_size):
+            x, y = data.X_train[batch], data.y_train[batch]
+            if debias:
+                logit, x_hat, mean, logvar = model(x)
+                loss = debiasing_loss(logit, y, x, x_hat, mean, logvar, c1=config.c1, c2=config.c2, c3=config.c3)
+            else:
+                loss = classifier_loss(model.encode(x)[0], y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: BiasedData) -> dict[str, float]:
+    """Accuracy (%) on each positive group and on negatives; mean and variance over the groups."""
+    model.eval()
+    logits = torch.cat([model.encode(data.X_test[i : i + 1024])[0] for i in range(0, len(data.X_test), 1024)])
+    correct = ((logits > 0).long() == data.y_test).float()
+    groups = [100 * float(correct[data.group_test == g].mean()) for g in range(len(data.group_names))]
+    return {**{name: acc for name, acc in zip(data.group_names, groups)},
+            "negatives": 100 * float(correct[data.y_test == 0].mean()),
+            "mean": statistics.fmean(groups), "variance": statistics.pvariance(groups)}
+
+
+@dataclass
+class SweepResult:
+    """Per method, one evaluation dict per seed."""
+
+    scores: dict[str, list[dict[str, float]]]
+
+    def mean(self, method: str, key: str) -> float:
+        return statistics.fmean(run[key] for run in self.scores[method])
+
+    def std(self, method: str, key: str) -> float:
+        values = [run[key] for run in self.scores[method]]
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def alpha_sweep(config: Config, data: BiasedData | None = None) -> SweepResult:
+    """The standard classifier, a DB-VAE without resampling, and a DB-VAE per α, for every seed."""
+    data = data or load_data(config)
+    plans = [(STANDARD, False, None), (NO_RESAMPLING, True, None)] + \
+            [(method_name(alpha), True, alpha) for alpha in config.alphas]
+    scores: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in plans}
+    for seed in config.seeds:
+        for name, debias, alpha in plans:
+            model = train_model(data, config, debias=debias, alpha=alpha, seed=seed, desc=f"{name}, seed {seed}")
+            scores[name].append(evaluate(model, data))
+    return SweepResult(scores)
+
+
+def sweep_metrics(result: SweepResult, rare_groups: tuple[int, ...], group_names: tuple[str, ...]) -> dict[str, float]:
+    """Flat metrics for a run record: mean accuracy, variance and rare-group accuracy per method."""
+    metrics = {}
+    for method in result.scores:
+        key = method.replace("DB-VAE, α = ", "dbvae_alpha_").replace(" ", "_").replace(",", "").lower()
+        metrics[f"{key}_mean_accuracy"] = result.mean(method, "mean")
+        metrics[f"{key}_variance"] = result.mean(method, "variance")
+        metrics[f"{key}_rare_accuracy"] = statistics.fmean(result.mean(method, group_names[g]) for g in rare_groups)
+        metrics[f"{key}_negatives_accuracy"] = result.mean(method, "negatives")
+    return metrics
+
+
+def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+    """The α sweep as one stage; returns the metrics a run record stores."""
+
+    def sweep(_: Path) -> dict[str, float]:
+        data = load_data(config)
+        return sweep_metrics(alpha_sweep(config, data), data.rare_groups, data.group_names)
+
+    return state.stage("sweep", sweep)

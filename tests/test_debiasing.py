@@ -1,0 +1,119 @@
+"""Properties of the DB-VAE chapter: losses, resampling, data, models."""
+import pytest
+import torch
+
+from rfy.debiasing import (Config, kl_to_standard_normal, debiasing_loss, make_biased_digits, make_dbvae,
+                           resampled_order, sampling_weights)
+from rfy.debiasing.experiments import evaluate, train_model
+from rfy.errors import ConfigError
+
+
+def latent_means_with_rare_cluster(n_common=190, n_rare=10, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    common = torch.randn(n_common, 3, generator=gen) * 0.3
+    rare = torch.randn(n_rare, 3, generator=gen) * 0.3 + 4.0
+    return torch.cat([common, rare])
+
+
+def test_rare_latent_points_get_higher_weights():
+    weights = sampling_weights(latent_means_with_rare_cluster(), alpha=0.01)
+    assert weights[190:].min() > 10 * weights[:190].median()
+
+
+def test_weights_are_normalised_and_become_uniform_as_alpha_grows():
+    means = latent_means_with_rare_cluster()
+    for alpha in (0.001, 0.1, 10.0):
+        weights = sampling_weights(means, alpha=alpha)
+        assert torch.all(weights > 0) and float(weights.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert torch.allclose(sampling_weights(means, alpha=1e9), torch.full((200,), 1 / 200), rtol=1e-5)
+    with pytest.raises(ValueError, match="alpha"):
+        sampling_weights(means, alpha=0.0)
+
+
+def test_resampled_epochs_over_represent_the_rare_group():
+    means = latent_means_with_rare_cluster()
+    positives, negatives = torch.arange(200), torch.arange(200, 400)
+    order = resampled_order(positives, negatives, sampling_weights(means, alpha=0.01), torch.Generator().manual_seed(0))
+    drawn = order[order < 200]
+    assert len(order) == 400 and torch.equal(order[order >= 200].sort().values, negatives)
+    assert float((drawn >= 190).float().mean()) > 5 * 10 / 200
+
+
+def test_kl_is_zero_when_q_equals_the_prior_and_positive_otherwise():
+    zeros = torch.zeros(4, 3)
+    assert torch.equal(kl_to_standard_normal(zeros, zeros), torch.zeros(4))
+    assert torch.all(kl_to_standard_normal(torch.ones(4, 3), zeros) > 0)
+
+
+def test_vae_terms_get_no_gradient_from_negatives():
+    torch.manual_seed(0)
+    model = make_dbvae((1, 8, 8), latent_dim=4)
+    x = torch.rand(6, 1, 8, 8)
+    logit, x_hat, mean, logvar = model(x)
+    debiasing_loss(logit, torch.zeros(6, dtype=torch.long), x, x_hat, mean, logvar).backward()
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in model.decoder.parameters())
+    model.zero_grad()
+    logit, x_hat, mean, logvar = model(x)
+    debiasing_loss(logit, torch.ones(6, dtype=torch.long), x, x_hat, mean, logvar).backward()
+    assert any(torch.count_nonzero(p.grad) > 0 for p in model.decoder.parameters())
+
+
+def test_loss_rejects_shapes_that_would_broadcast():
+    x = torch.rand(5, 1, 8, 8)
+    good = dict(x=x, x_hat=x.clone(), mean=torch.zeros(5, 2), logvar=torch.zeros(5, 2))
+    loss = debiasing_loss(torch.zeros(5), torch.ones(5), **good)
+    assert loss.shape == ()
+    with pytest.raises(ValueError, match=r"logit must have shape \[5\]"):
+        debiasing_loss(torch.zeros(5, 1), torch.ones(5), **good)
+    with pytest.raises(ValueError, match=r"y must have shape \[5\]"):
+        debiasing_loss(torch.zeros(5), torch.ones(5, 1), **good)
+
+
+def test_biased_digits_have_a_rare_group_and_a_balanced_test_set():
+    data = make_biased_digits(rare_fraction=0.05, seed=1)
+    positives = data.group_train[data.y_train == 1]
+    rare = float((positives >= 2).float().mean())
+    assert 0.02 < rare < 0.09 and bool((data.group_train[data.y_train == 0] == -1).all())
+    counts = torch.bincount(data.group_test[data.y_test == 1])
+    assert len(counts) == 4 and len(set(counts.tolist())) == 1
+    assert 0 <= float(data.X_train.min()) and float(data.X_train.max()) <= 1
+    assert torch.equal(make_biased_digits(rare_fraction=0.05, seed=1).X_train, data.X_train)
+
+
+def test_conv_dbvae_for_64px_rgb_images():
+    model = make_dbvae((3, 64, 64), latent_dim=5)
+    logit, x_hat, mean, logvar = model(torch.rand(2, 3, 64, 64))
+    assert logit.shape == (2,) and x_hat.shape == (2, 3, 64, 64) and mean.shape == logvar.shape == (2, 5)
+
+
+def test_short_training_and_evaluation_report_every_group():
+    data = make_biased_digits(seed=0)
+    config = Config(epochs=1, latent_dim=2, hidden=16)
+    scores = evaluate(train_model(data, config, debias=True, alpha=0.1), data)
+    assert set(data.group_names) | {"negatives", "mean", "variance"} == set(scores)
+    assert all(0 <= scores[name] <= 100 for name in data.group_names)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="alphas"):
+        Config(alphas=(0.1, -1.0))
+    with pytest.raises(ConfigError, match="rare_fraction"):
+        Config(rare_fraction=1.5)
+    assert Config.full().dataset == "celeba" and Config().seeds == (0, 1, 2)
+
+
+def test_full_mode_assembles_celeba_and_non_faces_into_balanced_groups(monkeypatch):
+    import rfy.debiasing.faces as faces
+
+    gen = torch.Generator().manual_seed(0)
+    train_groups = torch.tensor([0] * 10 + [1] * 2 + [2] * 8 + [3] * 1)
+    monkeypatch.setattr(faces, "load_celeba_faces", lambda split, size, limit=None: (
+        torch.randint(0, 256, (21 if split == "train" else 40, 3, size, size), dtype=torch.uint8, generator=gen),
+        train_groups if split == "train" else torch.arange(40) % 4, faces.GROUP_NAMES))
+    monkeypatch.setattr(faces, "load_non_faces", lambda split, size, limit=None: torch.zeros(
+        limit or 7, 3, size, size, dtype=torch.uint8))
+    data = faces.load_face_detection_data(Config.full(test_per_group=5, train_per_class=7))
+    assert data.X_train.shape == (28, 3, 64, 64) and float(data.X_train.max()) <= 1.0
+    assert torch.bincount(data.group_test[data.y_test == 1]).tolist() == [5, 5, 5, 5]
+    assert int((data.y_test == 0).sum()) == 5
+    assert data.rare_groups == (1, 3)
