@@ -21,11 +21,11 @@ from rfy.debiasing.resampling import histogram_mass, resampled_order, sampling_w
 from rfy.results import PaperNumber
 
 PAPER_NUMBERS = [
-    PaperNumber("Standard classifier: accuracy variance across groups", "standard_classifier_variance", None,
+    PaperNumber("Standard classifier: accuracy variance across groups", "standard_variance", None,
                 "amini2019uncovering", "paper: variance falls as α decreases; its table is not verified here"),
     PaperNumber("DB-VAE α = 0.1: accuracy variance across groups", "dbvae_alpha_0.1_variance", None,
                 "amini2019uncovering"),
-    PaperNumber("Standard classifier: rare-group accuracy (%)", "standard_classifier_rare_accuracy", None,
+    PaperNumber("Standard classifier: rare-group accuracy (%)", "standard_rare_accuracy", None,
                 "amini2019uncovering", "reduced: dark-ink digits; full: the two rarest CelebA groups"),
     PaperNumber("DB-VAE α = 0.1: rare-group accuracy (%)", "dbvae_alpha_0.1_rare_accuracy", None,
                 "amini2019uncovering"),

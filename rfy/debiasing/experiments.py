@@ -122,9 +122,10 @@ def alpha_sweep(config: Config, data: BiasedData | None = None) -> SweepResult:
 
 def sweep_metrics(result: SweepResult, rare_groups: tuple[int, ...], group_names: tuple[str, ...]) -> dict[str, float]:
     """Flat metrics for a run record: mean accuracy, variance and rare-group accuracy per method."""
+    slugs = {STANDARD: "standard", NO_RESAMPLING: "dbvae_uniform"}
     metrics = {}
     for method in result.scores:
-        key = method.replace("DB-VAE, α = ", "dbvae_alpha_").replace(" ", "_").replace(",", "").lower()
+        key = slugs.get(method) or method.replace("DB-VAE, α = ", "dbvae_alpha_")
         metrics[f"{key}_mean_accuracy"] = result.mean(method, "mean")
         metrics[f"{key}_variance"] = result.mean(method, "variance")
         metrics[f"{key}_rare_accuracy"] = statistics.fmean(result.mean(method, group_names[g]) for g in rare_groups)
