@@ -39,15 +39,6 @@ MNIST_FILES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point RFY_DATA at a fresh folder and silence progress bars."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("RFY_DATA", str(cache))
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    return cache
-
-
 def idx_bytes(array: np.ndarray) -> bytes:
     """An unsigned-byte IDX encoding of ``array``, written independently of the reader."""
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -58,15 +58,6 @@ NON_FACES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point RFY_DATA at a fresh folder and silence progress bars."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("RFY_DATA", str(cache))
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    return cache
-
-
 def jpeg_bytes(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
     """A JPEG of ``BORDER`` with ``colour`` filling its central square, as the loaders should crop it."""
     image = Image.new("RGB", (width, height), BORDER)

@@ -70,11 +70,13 @@ def train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float 
         model.train()
         for batch in order.to(data.X_train.device).split(config.batch_size):
             x, y = data.X_train[batch], data.y_train[batch]
-            if debias:
-                logit, x_hat, mean, logvar = model(x)
-                loss = debiasing_loss(logit, y, x, x_hat, mean, logvar, c1=config.c1, c2=config.c2, c3=config.c3)
-            else:
-                loss = classifier_loss(model.encode(x)[0], y)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):  # CPU: full precision
+                if debias:
+                    logit, x_hat, mean, logvar = model(x)
+                    loss = debiasing_loss(logit, y, x, x_hat, mean, logvar,
+                                          c1=config.c1, c2=config.c2, c3=config.c3)
+                else:
+                    loss = classifier_loss(model.encode(x)[0], y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
