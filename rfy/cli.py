@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=MODES, default="reduced")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the last checkpoint (without it the run starts over and clears them)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field, e.g. --set epochs=10 (repeatable)")
     run.add_argument("--name", help="run name (default: <mode>-seed<seed>)")
