@@ -306,3 +306,12 @@ def test_registry_checksums_and_urls_are_well_formed() -> None:
             assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256), (spec.name, remote.filename)
             assert remote.urls and all(url.endswith(remote.filename) for url in remote.urls)
             assert remote.size_bytes is None or remote.size_bytes > 0
+
+
+def test_to_unit_interval_scales_bytes_and_passes_floats() -> None:
+    from rfy.data import to_unit_interval
+
+    scaled = to_unit_interval(torch.tensor([0, 51, 255], dtype=torch.uint8))
+    assert scaled.dtype == torch.float32 and torch.allclose(scaled, torch.tensor([0.0, 0.2, 1.0]))
+    floats = torch.tensor([0.25, 0.5])
+    assert torch.equal(to_unit_interval(floats), floats)

@@ -113,7 +113,25 @@ def test_full_mode_assembles_celeba_and_non_faces_into_balanced_groups(monkeypat
     monkeypatch.setattr(faces, "load_non_faces", lambda split, size, limit=None: torch.zeros(
         limit or 7, 3, size, size, dtype=torch.uint8))
     data = faces.load_face_detection_data(Config.full(test_per_group=5, train_per_class=7))
-    assert data.X_train.shape == (28, 3, 64, 64) and float(data.X_train.max()) <= 1.0
+    assert data.X_train.shape == (28, 3, 64, 64) and data.X_train.dtype == torch.uint8
     assert torch.bincount(data.group_test[data.y_test == 1]).tolist() == [5, 5, 5, 5]
     assert int((data.y_test == 0).sum()) == 5
     assert data.rare_groups == (1, 3)
+
+
+def test_uint8_images_train_and_evaluate_like_their_float_copies():
+    """Full mode keeps uint8 images; converting per batch must give the model the same inputs."""
+    from rfy.debiasing.data import BiasedData
+    from rfy.debiasing.experiments import positive_latent_means
+
+    data = make_biased_digits(seed=0)
+    as_bytes = BiasedData((data.X_train * 255).round().to(torch.uint8), data.y_train, data.group_train,
+                          (data.X_test * 255).round().to(torch.uint8), data.y_test, data.group_test)
+    as_floats = BiasedData(as_bytes.X_train.float() / 255, data.y_train, data.group_train,
+                           as_bytes.X_test.float() / 255, data.y_test, data.group_test)
+    config = Config(epochs=1, latent_dim=2, hidden=16)
+    models = [train_model(d, config, debias=True, alpha=0.1, seed=3) for d in (as_bytes, as_floats)]
+    assert evaluate(models[0], as_bytes) == evaluate(models[1], as_floats)
+    index = torch.tensor([5, 2, 7])
+    assert torch.equal(positive_latent_means(models[0], as_bytes.X_train, index),
+                       positive_latent_means(models[0], as_floats.X_train[index]))

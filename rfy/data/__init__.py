@@ -5,6 +5,7 @@ from rfy.data.datasets import (
     load_digits,
     load_fashion_mnist,
     load_mnist,
+    to_unit_interval,
 )
 from rfy.data.download import data_dir, dataset_dir, fetch_dataset, fetch_file, open_url, sha256_of
 from rfy.data.faces import (
@@ -44,4 +45,5 @@ __all__ = [
     "read_cifar_batches",
     "read_idx",
     "sha256_of",
+    "to_unit_interval",
 ]

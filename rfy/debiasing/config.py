@@ -13,7 +13,7 @@ DATASETS = ("digits", "celeba")
 
 @dataclasses.dataclass(frozen=True)
 class Config(RunConfig):
-    """Every knob of the chapter. Defaults: digits with a 3% dark-ink subgroup, CPU, under a minute."""
+    """Every knob of the chapter. Defaults: digits with a 2% dark-ink subgroup, CPU, under a minute."""
 
     chapter: ClassVar[str] = "debiasing"
     full_preset: ClassVar[dict[str, Any]] = {

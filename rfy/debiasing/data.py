@@ -21,7 +21,7 @@ RARE_GROUPS = (2, 3)
 
 @dataclass(frozen=True)
 class BiasedData:
-    """Images [N, C, H, W] in [0, 1], labels ``y`` (1 = positive), ``group`` (−1 for negatives)."""
+    """Images [N, C, H, W] (float in [0, 1], or uint8), labels ``y`` (1 = positive), ``group`` (−1: negative)."""
 
     X_train: torch.Tensor
     y_train: torch.Tensor

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from rfy.checkpoint import RunState
+from rfy.data import to_unit_interval
 from rfy.debiasing.config import Config
 from rfy.debiasing.data import BiasedData, make_biased_digits
 from rfy.debiasing.losses import classifier_loss, debiasing_loss
@@ -36,10 +37,15 @@ def load_data(config: Config) -> BiasedData:
 
 
 @torch.no_grad()
-def positive_latent_means(model: DBVAE, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """``μ(x)`` of every row of ``X`` (evaluation mode, in batches)."""
+def positive_latent_means(model: DBVAE, X: torch.Tensor, index: torch.Tensor | None = None,
+                          batch_size: int = 1024) -> torch.Tensor:
+    """``μ(x)`` of the rows ``index`` of ``X`` (all rows by default), in evaluation mode and batches.
+
+    Rows are gathered batch by batch, so the selection is never copied whole.
+    """
     model.eval()
-    return torch.cat([model.encode(X[i : i + batch_size])[1] for i in range(0, len(X), batch_size)])
+    index = torch.arange(len(X), device=X.device) if index is None else index.to(X.device)
+    return torch.cat([model.encode(to_unit_interval(X[batch]))[1] for batch in index.split(batch_size)])
 
 
 def epoch_order(model: DBVAE, data: BiasedData, alpha: float | None, config: Config,
@@ -50,7 +56,7 @@ def epoch_order(model: DBVAE, data: BiasedData, alpha: float | None, config: Con
     if alpha is None:
         weights = torch.full((len(positives),), 1 / len(positives))
     else:
-        means = positive_latent_means(model, data.X_train[positives.to(data.X_train.device)]).cpu()
+        means = positive_latent_means(model, data.X_train, positives).cpu()
         weights = sampling_weights(means, alpha=alpha, bins=config.bins)
     return resampled_order(positives, negatives, weights, generator)
 
@@ -69,7 +75,7 @@ def train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float 
             order = torch.randperm(len(data.y_train), generator=generator)
         model.train()
         for batch in order.to(data.X_train.device).split(config.batch_size):
-            x, y = data.X_train[batch], data.y_train[batch]
+            x, y = to_unit_interval(data.X_train[batch]), data.y_train[batch]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):  # CPU: full precision
                 if debias:
                     logit, x_hat, mean, logvar = model(x)
@@ -87,7 +93,7 @@ def train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float 
 def evaluate(model: nn.Module, data: BiasedData) -> dict[str, float]:
     """Accuracy (%) on each positive group and on negatives; mean and variance over the groups."""
     model.eval()
-    logits = torch.cat([model.encode(data.X_test[i : i + 1024])[0] for i in range(0, len(data.X_test), 1024)])
+    logits = torch.cat([model.encode(to_unit_interval(batch))[0] for batch in data.X_test.split(1024)])
     correct = ((logits > 0).long() == data.y_test).float()
     groups = [100 * float(correct[data.group_test == g].mean()) for g in range(len(data.group_names))]
     return {**{name: acc for name, acc in zip(data.group_names, groups)},

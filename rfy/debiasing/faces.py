@@ -20,7 +20,10 @@ def rarest_groups(groups: torch.Tensor, count: int = 2) -> tuple[int, ...]:
 
 
 def load_face_detection_data(config: Config) -> BiasedData:
-    """Training faces and non-faces (``train_per_class`` each, 0 = all) and a balanced test set."""
+    """Training faces and non-faces (``train_per_class`` each, 0 = all) and a balanced test set.
+
+    Images stay uint8: 200k training images take 2.4 GB on the GPU instead of 9.8 GB as float32.
+    """
     limit = config.train_per_class or None
     faces, groups, names = load_celeba_faces("train", size=64, limit=limit)
     non_faces = load_non_faces("train", size=64, limit=limit)
@@ -28,11 +31,10 @@ def load_face_detection_data(config: Config) -> BiasedData:
     chosen = balanced_group_indices(test_groups, config.test_per_group, config.seed)
     test_non_faces = load_non_faces("val", size=64, limit=len(chosen) // len(names))
 
-    to_unit = lambda images: images.float() / 255
-    X_train = torch.cat([to_unit(faces), to_unit(non_faces)])
+    X_train = torch.cat([faces, non_faces])
     y_train = torch.cat([torch.ones(len(faces)), torch.zeros(len(non_faces))]).long()
     group_train = torch.cat([groups, torch.full((len(non_faces),), -1)])
-    X_test = torch.cat([to_unit(test_faces[chosen]), to_unit(test_non_faces)])
+    X_test = torch.cat([test_faces[chosen], test_non_faces])
     y_test = torch.cat([torch.ones(len(chosen)), torch.zeros(len(test_non_faces))]).long()
     group_test = torch.cat([test_groups[chosen], torch.full((len(test_non_faces),), -1)])
     return BiasedData(X_train, y_train, group_train, X_test, y_test, group_test,

@@ -16,7 +16,7 @@ from torch import nn
 
 from rfy.augment import random_crop
 from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from rfy.data import load_digits, load_mnist
+from rfy.data import load_digits, load_mnist, to_unit_interval
 from rfy.neural_ode.adjoint import gradient_relative_error, memory_versus_steps
 from rfy.neural_ode.classifiers import ConvDynamics, count_parameters, make_odenet, make_resnet, ode_block_of
 from rfy.neural_ode.cnf import CNF, MLPDynamics
@@ -66,8 +66,8 @@ def load_image_data(config: Config) -> ImageData:
     else:
         parts = (*load_mnist("train"), *load_mnist("test"))
     X_train, y_train, X_test, y_test = parts
-    to_float = lambda X: (X.float() / 255 if X.dtype == torch.uint8 else X.float()).to(device)
-    return ImageData(to_float(X_train), y_train.to(device), to_float(X_test), y_test.to(device))
+    as_float = lambda X: to_unit_interval(X.to(device))
+    return ImageData(as_float(X_train), y_train.to(device), as_float(X_test), y_test.to(device))
 
 
 def build_classifier(kind: str, config: Config, in_channels: int, blocks: int | None = None) -> nn.Module:
