@@ -12,13 +12,21 @@ from rfy.errors import ConfigError
 
 CHAPTER_MODULES = {
     "neural-ode": "rfy.neural_ode",
+    "semi-unsupervised": "rfy.semi_unsupervised",
     "debiasing": "rfy.debiasing",
+    "preferences": "rfy.preferences",
+    "mixmatch": "rfy.mixmatch",
 }
 
 CHAPTER_TITLES = {
     "neural-ode": "1. Neural ordinary differential equations",
+    "semi-unsupervised": "2. Semi-unsupervised learning (GM-DGM against M2)",
     "debiasing": "3. Debiasing with learned latent structure (DB-VAE)",
+    "preferences": "4. Deep reinforcement learning from human preferences",
+    "mixmatch": "7. MixMatch",
 }
+
+BENCHMARKS = ("mixmatch",)  # chapters whose module has ``benchmark(device=…, steps=…, batch_size=…)``
 
 
 def chapter_module(slug: str) -> ModuleType:

@@ -1,6 +1,8 @@
 """Command line: run a chapter headless, resumably, and manage data and results.
 
     python -m rfy run neural-ode --mode full --seed 1 --resume
+    torchrun --nproc_per_node 8 -m rfy run mixmatch --mode full
+    python -m rfy bench mixmatch
     python -m rfy data download mnist
     python -m rfy results table
     python -m rfy notebooks execute notebooks/01_neural_odes.ipynb
@@ -16,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from rfy import data
-from rfy.chapters import CHAPTER_MODULES, CHAPTER_TITLES, chapter_module
+from rfy.chapters import BENCHMARKS, CHAPTER_MODULES, CHAPTER_TITLES, chapter_module
 from rfy.checkpoint import RunState
 from rfy.config import MODES
+from rfy.distributed import process_rank
 from rfy.errors import ChecksumError, ConfigError, DatasetNotAvailableError
 from rfy.results import make_record, markdown_table, reproduction_rows, results_dir, write_record
 from rfy.runtime import seed_everything, select_device
@@ -42,21 +45,33 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def run_chapter(args: argparse.Namespace) -> int:
+    """Run a chapter's experiment; under torchrun every process trains, and rank 0 alone prints and writes the record."""
     module = chapter_module(args.chapter)
     overrides = dict(parse_override(item) for item in args.set)
     config = module.Config.for_mode(args.mode, seed=args.seed, device=args.device, **overrides)
     run_name = args.name or f"{config.mode}-seed{config.seed}"
-    workdir = Path(args.workdir or default_workdir()) / args.chapter / run_name
+    rank = process_rank()
+    workdir = Path(args.workdir or default_workdir()) / args.chapter / (run_name + (f"-rank{rank}" if rank else ""))
     state = RunState(workdir, resume=args.resume)
-    print(f"{CHAPTER_TITLES[args.chapter]}: {config.mode} mode, seed {config.seed}, checkpoints in {workdir}")
+    if not rank:
+        print(f"{CHAPTER_TITLES[args.chapter]}: {config.mode} mode, seed {config.seed}, checkpoints in {workdir}")
     seed_everything(config.seed)
     metrics = module.run_experiment(config, state)
+    if rank:
+        return 0
     record = make_record(args.chapter, run_name, config, metrics, wall_time_s=state.elapsed_s,
                          device=select_device(config.device))
     path = write_record(record, Path(args.results) if args.results else None)
     for key, value in sorted(record.metrics.items()):
         print(f"  {key:<40} {value:.6g}")
     print(f"run record written to {path} ({record.wall_time_s:.0f} s)")
+    return 0
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    result = chapter_module(args.chapter).benchmark(device=args.device, steps=args.steps, batch_size=args.batch_size)
+    for key, value in result.items():
+        print(f"  {key:<16} {value:.4g}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
 
 
@@ -117,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", help="checkpoint folder (default: $RFY_RUNS or <data dir>/runs)")
     run.add_argument("--results", help="results folder (default: $RFY_RESULTS or ./results)")
     run.set_defaults(handler=run_chapter)
+
+    bench = commands.add_parser("bench", help="measure a chapter's full-mode training speed on this machine")
+    bench.add_argument("chapter", choices=BENCHMARKS)
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    bench.add_argument("--steps", type=int, default=50, help="timed training steps (after 5 warm-up steps)")
+    bench.add_argument("--batch-size", type=int, default=64)
+    bench.set_defaults(handler=bench_command)
 
     data_parser = commands.add_parser("data", help="list, locate or download datasets")
     data_parser.add_argument("action", choices=("list", "path", "download"))

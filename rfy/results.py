@@ -140,15 +140,24 @@ def latest_record(chapter: str, mode: str, root: Path | None = None) -> RunRecor
 
 def reproduction_rows(chapter: str, numbers: list[PaperNumber],
                       root: Path | None = None) -> list[dict[str, Any]]:
-    """One row per paper number: the paper's value beside our latest full and reduced runs."""
-    full, reduced = (latest_record(chapter, mode, root) for mode in ("full", "reduced"))
+    """One row per paper number: the paper's value beside the latest full and reduced runs that measured it.
+
+    A chapter can record different settings in different runs (CIFAR-10 with 250 or 4000 labels), so
+    each row takes the newest record of each mode that has the row's metric.
+    """
+    records = read_records(chapter, root)
+
+    def latest_value(mode: str, metric: str) -> float | None:
+        values = [r.metrics[metric] for r in records if r.mode == mode and metric in r.metrics]
+        return values[-1] if values else None
+
     return [{
         "chapter": chapter,
         "quantity": number.quantity,
         "paper": number.paper_value,
         "citation": number.citation,
-        "full": full.metrics.get(number.metric) if full else None,
-        "reduced": reduced.metrics.get(number.metric) if reduced else None,
+        "full": latest_value("full", number.metric),
+        "reduced": latest_value("reduced", number.metric),
         "note": number.note,
     } for number in numbers]
 

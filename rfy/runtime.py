@@ -47,6 +47,12 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work on ``device`` (nothing to wait for on the CPU), so a timer measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def hardware_info(device: torch.device | None = None) -> dict[str, str | int]:
     """What ran the computation: CPU model and core count, GPU name and memory when CUDA is used."""
     info: dict[str, str | int] = {

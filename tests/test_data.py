@@ -24,8 +24,10 @@ from rfy.data import (
     get_spec,
     load_digits,
     load_mnist,
+    load_svhn,
     read_cifar_batches,
     read_idx,
+    read_svhn_mat,
     sha256_of,
 )
 from rfy.data import registry
@@ -315,3 +317,45 @@ def test_to_unit_interval_scales_bytes_and_passes_floats() -> None:
     assert scaled.dtype == torch.float32 and torch.allclose(scaled, torch.tensor([0.0, 0.2, 1.0]))
     floats = torch.tensor([0.25, 0.5])
     assert torch.equal(to_unit_interval(floats), floats)
+
+
+# SVHN -------------------------------------------------------------------------------------
+
+def write_tiny_svhn(directory: Path, sizes: dict[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{split}_32x32.mat`` files laid out like the real ones: X [32, 32, 3, N], y [N, 1] with 0 stored as 10."""
+    from scipy.io import savemat
+
+    directory.mkdir(parents=True, exist_ok=True)
+    contents = {}
+    for seed, (split, count) in enumerate(sizes.items()):
+        images = random_uint8((32, 32, 3, count), seed)
+        labels = (np.arange(count) % 10 + 1).astype(np.uint8).reshape(-1, 1)
+        savemat(directory / f"{split}_32x32.mat", {"X": images, "y": labels})
+        contents[split] = (images, labels)
+    return contents
+
+
+def test_load_svhn_end_to_end_maps_label_ten_to_zero(isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    contents = write_tiny_svhn(isolated_cache / "svhn", {"train": 12, "test": 3})
+    register_hashes_of(isolated_cache / "svhn", monkeypatch, name="svhn")
+    images, labels = load_svhn("train", download=False)
+    assert images.dtype == torch.uint8 and tuple(images.shape) == (12, 3, 32, 32)
+    raw_images, raw_labels = contents["train"]
+    assert np.array_equal(images[5].numpy(), raw_images[..., 5].transpose(2, 0, 1))
+    assert labels.tolist() == [int(label) % 10 for label in raw_labels[:, 0]]
+    assert labels[9].item() == 0
+    assert tuple(load_svhn("test", download=False)[0].shape) == (3, 3, 32, 32)
+
+
+def test_read_svhn_rejects_a_mat_file_without_images(tmp_path: Path) -> None:
+    from scipy.io import savemat
+
+    savemat(tmp_path / "bad.mat", {"X": np.zeros((4, 4))})
+    with pytest.raises(ValueError, match="SVHN"):
+        read_svhn_mat(tmp_path / "bad.mat")
+
+
+def test_svhn_without_files_offline_names_the_files_and_urls() -> None:
+    with pytest.raises(DatasetNotAvailableError, match="train_32x32.mat") as error:
+        load_svhn("train", download=False)
+    assert "ufldl.stanford.edu" in str(error.value)

@@ -5,6 +5,7 @@ from rfy.data.datasets import (
     load_digits,
     load_fashion_mnist,
     load_mnist,
+    load_svhn,
     to_unit_interval,
 )
 from rfy.data.download import data_dir, dataset_dir, fetch_dataset, fetch_file, open_url, sha256_of
@@ -17,7 +18,7 @@ from rfy.data.faces import (
     read_celeba_attributes,
     read_celeba_partition,
 )
-from rfy.data.readers import read_cifar_batches, read_idx
+from rfy.data.readers import read_cifar_batches, read_idx, read_svhn_mat
 from rfy.data.registry import REGISTRY, DatasetSpec, RemoteFile, get_spec
 
 __all__ = [
@@ -39,11 +40,13 @@ __all__ = [
     "load_fashion_mnist",
     "load_mnist",
     "load_non_faces",
+    "load_svhn",
     "open_url",
     "read_celeba_attributes",
     "read_celeba_partition",
     "read_cifar_batches",
     "read_idx",
+    "read_svhn_mat",
     "sha256_of",
     "to_unit_interval",
 ]

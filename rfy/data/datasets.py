@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits as sklearn_load_digits
 from sklearn.model_selection import train_test_split
 
 from rfy.data.download import fetch_dataset
-from rfy.data.readers import read_cifar_batches, read_idx
+from rfy.data.readers import read_cifar_batches, read_idx, read_svhn_mat
 from rfy.errors import ConfigError
 
 SPLITS = ("train", "test")
@@ -48,6 +48,13 @@ def load_cifar10(split: str = "train", *, download: bool = True) -> tuple[torch.
     check_split(split)
     paths = fetch_dataset("cifar-10", download=download)
     return read_cifar_batches(paths["cifar-10-python.tar.gz"], split)
+
+
+def load_svhn(split: str = "train", *, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """SVHN cropped digits: images uint8 ``[N, 3, 32, 32]`` (0-255) and labels int64 ``[N]`` (0-9)."""
+    check_split(split)
+    paths = fetch_dataset("svhn", download=download)
+    return read_svhn_mat(paths[f"{split}_32x32.mat"])
 
 
 def _load_idx_dataset(name: str, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -98,3 +98,22 @@ def _read_tar_members(tar_path: Path, basenames: tuple[str, ...]) -> list[dict]:
     if absent:
         raise ValueError(f"{tar_path}: archive lacks the CIFAR batch(es) {', '.join(absent)}")
     return [found[name] for name in basenames]
+
+
+def read_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (uint8 ``[N, 3, 32, 32]``) and labels (int64 ``[N]``, 0-9) of an SVHN ``*_32x32.mat`` file.
+
+    The file stores ``X`` as ``[32, 32, 3, N]`` and ``y`` as ``[N, 1]`` with the digit 0 written as 10.
+    """
+    from scipy.io import loadmat
+
+    path = Path(path)
+    contents = loadmat(path)
+    if "X" not in contents or "y" not in contents:
+        raise ValueError(f"{path}: not an SVHN .mat file (it needs the arrays 'X' and 'y')")
+    images, labels = np.asarray(contents["X"]), np.asarray(contents["y"]).reshape(-1)
+    if images.ndim != 4 or images.shape[:3] != (32, 32, 3) or images.shape[3] != len(labels):
+        raise ValueError(f"{path}: X has shape {images.shape} and y {len(labels)} entries; "
+                         "expected X of shape [32, 32, 3, N] and N labels")
+    images = np.ascontiguousarray(images.transpose(3, 2, 0, 1)).astype(np.uint8)
+    return torch.from_numpy(images), torch.from_numpy((labels.astype(np.int64) % 10))

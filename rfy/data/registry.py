@@ -6,8 +6,8 @@ MNIST and Fashion-MNIST from TensorFlow Datasets' ``url_checksums/mnist.txt`` an
 ``url_checksums/cifar10.csv`` (the same value Keras pins in ``datasets/cifar10.py``),
 CelebA from its ``url_checksums/celeb_a.txt`` (the values torchvision pins in
 ``torchvision/prototype/datasets/_builtin/celeba.py``; the PyTorch tutorials pin the same image
-archive at their S3 mirror in ``.jenkins/download_data.py``), and Imagenette from its
-``url_checksums/imagenette.txt``.
+archive at their S3 mirror in ``.jenkins/download_data.py``), Imagenette from its
+``url_checksums/imagenette.txt``, and SVHN (cropped digits) from its ``url_checksums/svhn_cropped.txt``.
 """
 from __future__ import annotations
 
@@ -145,8 +145,24 @@ IMAGENETTE = DatasetSpec(
                  "terms of access (non-commercial research and education).",
 )
 
+SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
+
+SVHN = DatasetSpec(
+    name="svhn",
+    description="Street View House Numbers, cropped 32x32 colour digits (73,257 train, 26,032 test), "
+                "MATLAB .mat files; the 531,131-image 'extra' set is not used.",
+    files=(
+        RemoteFile("train_32x32.mat", "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8",
+                   (SVHN_URL + "train_32x32.mat",), 182040794),
+        RemoteFile("test_32x32.mat", "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b",
+                   (SVHN_URL + "test_32x32.mat",), 64275384),
+    ),
+    homepage="http://ufldl.stanford.edu/housenumbers/",
+    license_note="Netzer et al., 2011; non-commercial use only.",
+)
+
 REGISTRY: dict[str, DatasetSpec] = {
-    spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10, CELEBA, IMAGENETTE)
+    spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10, SVHN, CELEBA, IMAGENETTE)
 }
 
 

@@ -1,0 +1,86 @@
+"""The chapter's experiment: the supervised baseline, MixMatch and its ablations over several seeds."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from rfy.checkpoint import RunState
+from rfy.mixmatch.config import NUM_CLASSES, Config
+from rfy.mixmatch.data import load_split
+from rfy.mixmatch.train import TrainResult, train
+
+LAST_EVALUATIONS = 20  # the paper reports the median error of the last 20 checkpoints
+
+
+def run_metrics(result: TrainResult, target_errors: tuple[float, ...]) -> dict[str, float]:
+    """Final and median-of-last-20 test error, training time and speed, and the time to reach each target error."""
+    errors = [entry["error"] for entry in result.history]
+    metrics = {"error": errors[-1], "error_median_last": statistics.median(errors[-LAST_EVALUATIONS:]),
+               "train_seconds": result.train_seconds, "steps_per_s": result.steps_per_s}
+    for target in target_errors:
+        reached = [entry["seconds"] for entry in result.history if entry["error"] <= target]
+        if reached:
+            metrics[f"seconds_to_error_{target:g}"] = reached[0]
+    return metrics
+
+
+def metric_prefix(config: Config) -> str:
+    """``<dataset>_<total labels>``, e.g. ``cifar-10_250``: metric names say which setting they measure."""
+    return f"{config.dataset}_{config.labels_per_class * NUM_CLASSES}"
+
+
+@dataclass
+class Comparison:
+    """Per-run metrics and trained results of every (method, seed) pair of one experiment."""
+
+    config: Config
+    metrics: dict[tuple[str, int], dict[str, float]]
+    results: dict[tuple[str, int], TrainResult]
+
+    def errors(self, method: str) -> list[float]:
+        """Final test errors (%) of ``method``, one per seed."""
+        return [self.metrics[method, seed]["error"] for seed in self.config.seeds]
+
+    def mean(self, method: str) -> float:
+        return statistics.fmean(self.errors(method))
+
+    def std(self, method: str) -> float:
+        """Sample standard deviation over seeds (0 for a single seed)."""
+        errors = self.errors(method)
+        return statistics.stdev(errors) if len(errors) > 1 else 0.0
+
+
+def train_run(config: Config, method: str, seed: int, checkpoint: Path | None = None) -> TrainResult:
+    """Train ``method`` on the split drawn by ``seed``."""
+    return train(load_split(config, seed), config, method, seed, checkpoint_path=checkpoint)
+
+
+def compare_methods(config: Config) -> Comparison:
+    """Train every method of ``config`` on every seed (in memory, for the notebook)."""
+    results = {(method, seed): train_run(config, method, seed) for seed in config.seeds for method in config.methods}
+    metrics = {key: run_metrics(result, config.target_errors) for key, result in results.items()}
+    return Comparison(config, metrics, results)
+
+
+def comparison_metrics(config: Config, metrics: dict[tuple[str, int], dict[str, float]]) -> dict[str, float]:
+    """Flat metrics for a run record: per method the mean and std of the error over seeds, and per run its metrics."""
+    comparison = Comparison(config, metrics, {})
+    prefix, flat = metric_prefix(config), {}
+    for method in config.methods:
+        flat[f"{prefix}_{method}_error"] = comparison.mean(method)
+        flat[f"{prefix}_{method}_error_std"] = comparison.std(method)
+        for seed in config.seeds:
+            for name, value in metrics[method, seed].items():
+                flat[f"{prefix}_{method}_seed{seed}_{name}"] = value
+    return flat
+
+
+def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+    """Every (method, seed) run as its own resumable stage; the record gets means, stds and per-run metrics."""
+    def stage(method: str, seed: int):
+        return lambda checkpoint: run_metrics(train_run(config, method, seed, checkpoint), config.target_errors)
+
+    metrics = {(method, seed): state.stage(f"{method}-seed{seed}", stage(method, seed))
+               for seed in config.seeds for method in config.methods}
+    return comparison_metrics(config, metrics)

@@ -1,0 +1,238 @@
+"""The MixMatch training loop: one step at a time on the device, the EMA model evaluated every so often.
+
+One ``Trainer`` serves the supervised baseline, MixMatch and its ablations, the benchmark, and
+multi-GPU runs under ``torchrun`` (the interleaved forward is a single DistributedDataParallel
+call, so gradients are averaged once per step). Nothing in a step reads a value back to the host:
+the loss is accumulated on the device and read at evaluation time.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.parallel import DistributedDataParallel
+
+from rfy.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rfy.data import to_unit_interval
+from rfy.distributed import ProcessGroup, join_process_group
+from rfy.errors import ConfigError
+from rfy.mixmatch.algorithm import interleave_order, linear_rampup, mixmatch_batch, mixmatch_loss
+from rfy.mixmatch.config import METHODS, NO_MIXUP, NO_SHARPENING, SUPERVISED, Config
+from rfy.mixmatch.data import SemiSupervisedData
+from rfy.mixmatch.models import make_classifier
+from rfy.progress import progress
+from rfy.runtime import seed_everything, select_device, synchronize
+
+
+@contextlib.contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """Forward passes inside this block use batch statistics but leave the running averages as they are.
+
+    A momentum of 0 makes batch norm's update ``running ← (1 − m)·running + m·batch`` a no-op.
+    """
+    norms = [module for module in model.modules() if isinstance(module, _BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+
+
+class InterleavedForward(nn.Module):
+    """Classify a list of equal-sized chunks; only the first chunk updates the batch-norm running statistics."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, chunks: list[torch.Tensor]) -> torch.Tensor:
+        logits = [self.classifier(chunks[0])]
+        with frozen_running_stats(self.classifier):
+            logits += [self.classifier(chunk) for chunk in chunks[1:]]
+        return torch.cat(logits)
+
+
+class WeightAverage:
+    """An exponential moving average of a model: θ̄ ← δ·θ̄ + (1 − δ)·θ after every step.
+
+    Parameters and floating-point buffers (batch-norm statistics) are averaged, integer buffers copied.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        average, current = self.model.state_dict(), model.state_dict()
+        self._floats = [(average[key], value) for key, value in current.items() if value.is_floating_point()]
+        self._others = [(average[key], value) for key, value in current.items() if not value.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        averages, values = zip(*self._floats)
+        torch._foreach_lerp_(list(averages), list(values), 1.0 - decay)
+        for average, value in self._others:
+            average.copy_(value)
+
+
+@dataclass
+class TrainResult:
+    """The EMA model after training and its test error over time."""
+
+    model: nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    steps: int = 0  # every step of the run, resumed sessions included, like train_seconds
+
+    @property
+    def final_error(self) -> float:
+        return self.history[-1]["error"]
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.train_seconds if self.train_seconds else float("nan")
+
+
+class Trainer:
+    """Model, EMA copy, optimiser and data of one run; ``step`` does one update of ``method``."""
+
+    def __init__(self, data: SemiSupervisedData, config: Config, method: str, seed: int,
+                 group: ProcessGroup) -> None:
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+        if config.batch_size % group.world_size:
+            raise ConfigError(f"batch_size={config.batch_size} must be divisible by the {group.world_size} "
+                              "processes of the run")
+        self.config, self.method, self.group, device = config, method, group, group.device
+        self.batch_size = config.batch_size // group.world_size
+        seed_everything(seed)
+        self.classifier = make_classifier(config.model, data.labelled_images.shape[1], data.num_classes).to(device)
+        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.classifier.to(memory_format=self.memory_format)
+        forward = InterleavedForward(self.classifier)
+        self.forward = DistributedDataParallel(forward, device_ids=[device] if device.type == "cuda" else None) \
+            if group.world_size > 1 else forward
+        if group.rank:
+            seed_everything(seed + 100_003 * group.rank)
+        self.average = WeightAverage(self.classifier)
+        self.optimizer = torch.optim.Adam(self.classifier.parameters(), lr=config.lr)
+        self.kernels = [p for p in self.classifier.parameters() if p.dim() > 1]
+        self.data = data.to(device)
+        self.order = interleave_order(self.batch_size, config.augmentations + 1, device)
+        self.autocast_enabled = config.mixed_precision and device.type == "cuda"
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.group.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled)
+
+    def draw(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch drawn uniformly (with replacement) from ``images``, augmented, as floats on the device."""
+        index = torch.randint(len(images), (self.batch_size,), device=images.device)
+        return self.data.augment(images[index]).contiguous(memory_format=self.memory_format)
+
+    def loss(self, step: int) -> torch.Tensor:
+        """The training loss of ``method`` on freshly drawn batches."""
+        index = torch.randint(len(self.data.labels), (self.batch_size,), device=self.group.device)
+        labelled = self.data.augment(self.data.labelled_images[index]).contiguous(memory_format=self.memory_format)
+        onehot = F.one_hot(self.data.labels[index], self.data.num_classes).float()
+        if self.method == SUPERVISED:
+            with self.autocast():
+                logits = self.forward([labelled]).float()
+            return -(onehot * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+        return self.mixmatch_loss(step, labelled, onehot)
+
+    def mixmatch_loss(self, step: int, labelled: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """Guess, sharpen and mix (no running-statistics update), then one interleaved forward and L_X + λ_u·L_U."""
+        config = self.config
+        index = torch.randint(len(self.data.unlabelled_images), (self.batch_size,), device=self.group.device)
+        unlabelled = self.data.unlabelled_images[index]
+        views = torch.stack([self.data.augment(unlabelled) for _ in range(config.augmentations)])
+        temperature = 1.0 if self.method == NO_SHARPENING else config.temperature
+        with frozen_running_stats(self.classifier), self.autocast():
+            batch = mixmatch_batch(self.classifier, labelled, onehot, views, temperature=temperature,
+                                   alpha=config.mixup_alpha, use_mixup=self.method != NO_MIXUP)
+        chunks = batch.inputs[self.order].contiguous(memory_format=self.memory_format).split(self.batch_size)
+        with self.autocast():
+            logits = self.forward(list(chunks))[self.order]
+        weight = config.lambda_u * linear_rampup(step, config.rampup_steps)
+        return mixmatch_loss(logits, batch, weight)[0]
+
+    def step(self, step: int) -> torch.Tensor:
+        """One update: Adam on the loss, decoupled weight decay w ← (1 − wd·lr)·w on kernels, EMA update."""
+        self.classifier.train()
+        loss = self.loss(step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            torch._foreach_mul_(self.kernels, 1.0 - self.config.weight_decay * self.config.lr)
+        self.average.update(self.config.ema_decay)
+        return loss.detach()
+
+    @torch.no_grad()
+    def test_error(self, batch_size: int = 1000) -> float:
+        """Test error (%) of the EMA model."""
+        model, wrong = self.average.model, torch.zeros((), device=self.group.device)
+        for start in range(0, len(self.data.test_labels), batch_size):
+            images = to_unit_interval(self.data.test_images[start:start + batch_size])
+            with self.autocast():
+                logits = model(images.contiguous(memory_format=self.memory_format))
+            wrong += (logits.argmax(dim=-1) != self.data.test_labels[start:start + batch_size]).sum()
+        return 100.0 * wrong.item() / len(self.data.test_labels)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"classifier": self.classifier.state_dict(), "average": self.average.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": rng_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.classifier.load_state_dict(state["classifier"])
+        self.average.model.load_state_dict(state["average"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+
+
+def train(data: SemiSupervisedData, config: Config, method: str, seed: int, *,
+          checkpoint_path: str | Path | None = None, show_progress: bool = True) -> TrainResult:
+    """Train ``method`` for ``config.steps`` steps; evaluate the EMA model every ``config.eval_every`` steps.
+
+    With ``checkpoint_path`` the run saves itself at every evaluation and resumes from there.
+    """
+    group = join_process_group(select_device(config.device))
+    trainer = Trainer(data, config, method, seed, group)
+    result, start = TrainResult(trainer.average.model), 0
+    saved = load_checkpoint(checkpoint_path) if checkpoint_path else None
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
+        result.history, result.train_seconds, start = saved["history"], saved["train_seconds"], saved["step"]
+    running_loss = torch.zeros((), device=group.device)
+    bar = progress(total=config.steps, desc=method, unit="step")
+    bar.update(start)
+    bar.disable = bar.disable or not group.is_main
+    tick = time.perf_counter()
+    for step in range(start, config.steps):
+        running_loss += trainer.step(step)
+        bar.update()
+        done = step + 1
+        if done % config.eval_every == 0 or done == config.steps:
+            steps_since = done - (result.history[-1]["step"] if result.history else start)
+            loss = running_loss.item() / max(steps_since, 1)
+            synchronize(group.device)
+            result.train_seconds += time.perf_counter() - tick
+            result.history.append({"step": done, "seconds": round(result.train_seconds, 2),
+                                   "error": trainer.test_error(), "loss": loss})
+            running_loss.zero_()
+            if checkpoint_path:
+                save_checkpoint(checkpoint_path, {"trainer": trainer.state_dict(), "history": result.history,
+                                                  "train_seconds": result.train_seconds, "step": done})
+            tick = time.perf_counter()
+    bar.close()
+    result.steps = config.steps
+    return result

@@ -1,0 +1,285 @@
+"""Properties of the MixMatch chapter: the algorithm's pieces, the models, the training loop, DDP, the benchmark."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from rfy.augment import random_crop, random_flip
+from rfy.checkpoint import RunState
+from rfy.distributed import ProcessGroup
+from rfy.errors import ConfigError
+from rfy.mixmatch import (MIXMATCH, SUPERVISED, Config, InterleavedForward, MixedBatch, Trainer, WeightAverage,
+                          benchmark, frozen_running_stats, guess_labels, interleave_order, labelled_indices,
+                          linear_rampup, load_split, make_classifier, mixmatch_batch, mixmatch_loss, mixup,
+                          random_cifar_like, run_experiment, sharpen, small_cnn, train, wide_resnet)
+from rfy.mixmatch import data as mixmatch_data
+
+CPU = ProcessGroup(0, 1, torch.device("cpu"))
+
+
+def entropy(p: torch.Tensor) -> torch.Tensor:
+    return -(p * p.clamp_min(1e-12).log()).sum(-1)
+
+
+def test_sharpening_keeps_the_argmax_lowers_entropy_and_tends_to_one_hot():
+    probabilities = torch.softmax(torch.randn(64, 10, generator=torch.Generator().manual_seed(0)), dim=-1)
+    sharp = sharpen(probabilities, 0.5)
+    assert torch.allclose(sharp.sum(-1), torch.ones(64), atol=1e-6)
+    assert torch.equal(sharp.argmax(-1), probabilities.argmax(-1))
+    assert torch.all(entropy(sharp) < entropy(probabilities))
+    assert torch.allclose(sharpen(probabilities, 1.0), probabilities, atol=1e-6)
+    one_hot = torch.nn.functional.one_hot(probabilities.argmax(-1), 10).float()
+    assert torch.allclose(sharpen(probabilities, 1e-5), one_hot, atol=1e-4)
+    with pytest.raises(ValueError, match="temperature"):
+        sharpen(probabilities, 0.0)
+
+
+def test_mixup_keeps_lambda_at_least_half_and_mixes_labels_like_inputs():
+    torch.manual_seed(0)
+    size = 256
+    identity = torch.eye(size)
+    mixed_inputs, mixed_targets = mixup(identity, identity.clone(), alpha=0.75)
+    assert torch.allclose(mixed_inputs, mixed_targets)
+    own_weight = mixed_inputs.diagonal()  # x'_i = λ'_i e_i + (1 − λ'_i) e_partner
+    assert torch.all(own_weight >= 0.5 - 1e-6) and torch.any(own_weight < 0.95)
+    assert torch.allclose(mixed_inputs.sum(-1), torch.ones(size))
+
+
+def test_label_guess_is_the_mean_softmax_over_views_without_gradient():
+    model = nn.Linear(4, 3)
+    views = torch.randn(2, 5, 4)
+    guess = guess_labels(model, views)
+    assert not guess.requires_grad
+    expected = (torch.softmax(model(views[0]), -1) + torch.softmax(model(views[1]), -1)) / 2
+    assert torch.allclose(guess, expected.detach(), atol=1e-6)
+
+
+def test_mixmatch_batch_layout_and_the_no_mixup_ablation():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
+    labelled, onehot = torch.rand(4, 1, 4, 4), torch.eye(10)[:4]
+    views = torch.rand(2, 4, 1, 4, 4)
+    batch = mixmatch_batch(model, labelled, onehot, views, temperature=0.5, alpha=0.75, use_mixup=False)
+    assert batch.num_labelled == 4 and batch.inputs.shape == (12, 1, 4, 4)
+    assert torch.equal(batch.targets[:4], onehot) and torch.equal(batch.targets[4:8], batch.targets[8:])
+    assert torch.equal(batch.inputs[4:8], views[0])
+    mixed = mixmatch_batch(model, labelled, onehot, views, temperature=0.5, alpha=0.75)
+    assert mixed.inputs.shape == batch.inputs.shape and not torch.equal(mixed.inputs, batch.inputs)
+
+
+def test_loss_terms_match_their_definitions():
+    logits = torch.randn(6, 5)
+    targets = torch.cat([torch.eye(5)[[0, 3]], torch.softmax(logits[2:], -1)])
+    total, labelled, unlabelled = mixmatch_loss(logits, MixedBatch(torch.zeros(6), targets, 2), 75.0)
+    assert labelled.item() == pytest.approx(nn.functional.cross_entropy(logits[:2], torch.tensor([0, 3])).item())
+    assert unlabelled.item() == pytest.approx(0.0, abs=1e-7)
+    assert total.item() == pytest.approx(labelled.item())
+    assert [linear_rampup(step, 100) for step in (0, 50, 100, 500)] == [0.0, 0.5, 1.0, 1.0]
+    assert linear_rampup(0, 0) == 1.0
+
+
+def test_ema_update_matches_its_formula():
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    average = WeightAverage(model)
+    before = {k: v.clone() for k, v in average.model.state_dict().items()}
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    model.train()(torch.randn(8, 3))
+    average.update(0.9)
+    current = model.state_dict()
+    for key, value in average.model.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.9 * before[key] + 0.1 * current[key], atol=1e-6), key
+        else:
+            assert torch.equal(value, current[key])
+
+
+def test_augmentations_keep_shape_and_dtype_and_are_reproducible_by_seed():
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    for augment in (lambda x: random_crop(x, 4), random_flip):
+        torch.manual_seed(1)
+        first = augment(images)
+        torch.manual_seed(1)
+        assert first.dtype == torch.uint8 and first.shape == images.shape and torch.equal(first, augment(images))
+    data = random_cifar_like(num_labelled=8, num_unlabelled=8)
+    torch.manual_seed(2)
+    augmented = data.augment(images)
+    torch.manual_seed(2)
+    assert augmented.dtype == torch.float32 and augmented.shape == images.shape
+    assert torch.equal(augmented, data.augment(images)) and 0 <= augmented.min() and augmented.max() <= 1
+    torch.manual_seed(3)
+    assert not torch.equal(augmented, data.augment(images))
+
+
+def test_interleaving_is_its_own_inverse_and_spreads_the_labelled_chunk():
+    order = interleave_order(10, 3)
+    assert torch.equal(order[order], torch.arange(30))
+    chunks = order.view(3, 10)
+    assert all(bool((chunk < 10).any()) for chunk in chunks)
+
+
+def test_only_the_first_chunk_updates_batch_norm_statistics():
+    torch.manual_seed(0)
+    first, second = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4) * 5 + 3
+    interleaved = InterleavedForward(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)))
+    alone = InterleavedForward(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)))
+    alone.load_state_dict(interleaved.state_dict())
+    logits = interleaved([first, second])
+    alone([first])
+    assert logits.shape == (16, 4, 4, 4)
+    norm, reference = interleaved.classifier[1], alone.classifier[1]
+    assert torch.allclose(norm.running_mean, reference.running_mean) and norm.momentum == 0.1
+    with frozen_running_stats(norm):
+        norm(torch.randn(8, 4, 4, 4) + 10)
+    assert torch.allclose(norm.running_mean, reference.running_mean)
+
+
+def test_models_have_the_expected_sizes_and_outputs():
+    wrn = wide_resnet()
+    assert sum(p.numel() for p in wrn.parameters()) == pytest.approx(1.47e6, rel=0.01)
+    assert wrn.eval()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    cnn = small_cnn()
+    assert 40_000 < sum(p.numel() for p in cnn.parameters()) < 70_000
+    assert cnn.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="model must be one of"):
+        make_classifier("resnet-50", 3, 10)
+    with pytest.raises(ValueError, match="depth"):
+        wide_resnet(depth=27)
+
+
+def test_labelled_split_has_k_per_class_and_is_reproducible_by_seed():
+    labels = torch.arange(200) % 10
+    chosen = labelled_indices(labels, 3, seed=4)
+    assert torch.equal(torch.bincount(labels[chosen]), torch.full((10,), 3))
+    assert torch.equal(chosen, labelled_indices(labels, 3, seed=4))
+    assert not torch.equal(chosen, labelled_indices(labels, 3, seed=5))
+    with pytest.raises(ConfigError, match="labels_per_class"):
+        labelled_indices(labels, 21, seed=0)
+    data = load_split(Config(labels_per_class=2), seed=0)
+    assert len(data.labels) == 20 and len(data.unlabelled_images) > 1000 and len(data.test_labels) > 400
+
+
+def test_config_errors_name_the_field_and_allowed_values():
+    with pytest.raises(ConfigError, match="dataset must be one of"):
+        Config(dataset="stl-10")
+    with pytest.raises(ConfigError, match="methods must be"):
+        Config(methods=("fixmatch",))
+    with pytest.raises(ConfigError, match="ema_decay"):
+        Config(ema_decay=1.0)
+    with pytest.raises(ConfigError, match="target_errors"):
+        Config(target_errors=(120.0,))
+    full = Config.full()
+    assert (full.model, full.batch_size, full.lambda_u, full.ema_decay, full.steps) == ("wrn-28-2", 64, 75.0, 0.999, 2**20)
+    with pytest.raises(ConfigError, match="divisible"):
+        Trainer(random_cifar_like(8, 8), Config(batch_size=5), MIXMATCH, 0, ProcessGroup(0, 2, torch.device("cpu")))
+
+
+def labelled_loss(trainer: Trainer) -> float:
+    trainer.classifier.eval()
+    with torch.no_grad():
+        logits = trainer.classifier(trainer.data.labelled_images)
+    return nn.functional.cross_entropy(logits, trainer.data.labels).item()
+
+
+@pytest.mark.parametrize("method", [SUPERVISED, MIXMATCH])
+def test_a_few_training_steps_lower_the_labelled_loss(method):
+    config = Config(labels_per_class=3, rampup_steps=0)
+    trainer = Trainer(load_split(config, seed=0), config, method, seed=0, group=CPU)
+    before = labelled_loss(trainer)
+    for step in range(40):
+        trainer.step(step)
+    assert labelled_loss(trainer) < 0.7 * before
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    config = Config(steps=6, eval_every=3, methods=(MIXMATCH,), repeats=1)
+    data = load_split(config, seed=0)
+    first = train(data, config, MIXMATCH, 0, checkpoint_path=tmp_path / "run.pt")
+    assert [entry["step"] for entry in first.history] == [3, 6]
+    longer = Config(steps=9, eval_every=3, methods=(MIXMATCH,), repeats=1)
+    resumed = train(data, longer, MIXMATCH, 0, checkpoint_path=tmp_path / "run.pt")
+    assert [entry["step"] for entry in resumed.history] == [3, 6, 9]
+    assert resumed.history[:2] == first.history
+
+
+def test_run_experiment_end_to_end_and_metric_names(tmp_path):
+    config = Config(steps=20, eval_every=10, repeats=2, methods=(SUPERVISED, MIXMATCH), target_errors=(99.0,))
+    metrics = run_experiment(config, RunState(tmp_path, resume=False))
+    for method in (SUPERVISED, MIXMATCH):
+        assert 0 <= metrics[f"digits_50_{method}_error"] <= 100
+        assert metrics[f"digits_50_{method}_error_std"] >= 0
+        assert metrics[f"digits_50_{method}_seed1_steps_per_s"] > 0
+    assert "digits_50_mixmatch_seed0_seconds_to_error_99" in metrics
+
+
+def test_full_mode_runs_on_tiny_cifar_shaped_data(monkeypatch, tmp_path):
+    fake = random_cifar_like(num_labelled=40, num_unlabelled=40)
+    splits = {"train": (torch.cat([fake.labelled_images, fake.unlabelled_images]), torch.arange(80) % 10),
+              "test": (fake.test_images[:20], fake.test_labels[:20])}
+    monkeypatch.setitem(mixmatch_data.DATASET_SETUPS, "cifar-10", (lambda split: splits[split], True, 4))
+    config = Config.full(steps=2, eval_every=1, batch_size=4, labels_per_class=2)
+    metrics = run_experiment(config, RunState(tmp_path, resume=False))
+    assert 0 <= metrics["cifar-10_20_mixmatch_error"] <= 100
+
+
+def test_full_mode_without_cifar_explains_what_to_download():
+    with pytest.raises(Exception, match="cifar-10-python.tar.gz"):
+        load_split(Config.full(), seed=0)
+
+
+def test_benchmark_reports_speed():
+    result = benchmark(device="cpu", steps=2, warmup=1, batch_size=4, model="small-cnn")
+    assert result["steps_per_s"] > 0 and result["images_per_s"] == pytest.approx(12 * result["steps_per_s"])
+
+
+DDP_SCRIPT = """
+import sys, torch
+from rfy.distributed import join_process_group
+from rfy.mixmatch import MIXMATCH, Config, Trainer, random_cifar_like
+group = join_process_group(torch.device("cpu"))
+config = Config(batch_size=8, model="small-cnn")
+trainer = Trainer(random_cifar_like(20, 40, seed=group.rank), config, MIXMATCH, seed=group.rank, group=group)
+initial = [p.detach().clone() for p in trainer.classifier.parameters()]
+for step in range(3):
+    trainer.step(step)
+torch.save({"initial": initial, "final": [p.detach() for p in trainer.classifier.parameters()],
+            "batch": trainer.batch_size}, f"{sys.argv[1]}/rank{group.rank}.pt")
+"""
+
+
+def torchrun(*arguments: str) -> subprocess.CompletedProcess:
+    """Launch ``arguments`` as 2 CPU processes (gloo) with torchrun on a free port."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_distributed_data_parallel_with_two_gloo_processes(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    finished = torchrun(str(script), str(tmp_path))
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
+    assert ranks[0]["batch"] == 4
+    for start0, start1 in zip(ranks[0]["initial"], ranks[1]["initial"]):
+        assert torch.equal(start0, start1)  # DDP broadcast rank 0's initial weights
+    for final0, final1, start in zip(ranks[0]["final"], ranks[1]["final"], ranks[0]["initial"]):
+        assert torch.allclose(final0, final1, atol=1e-6)  # averaged gradients keep the replicas equal
+    assert any(not torch.equal(final, start) for final, start in zip(ranks[0]["final"], ranks[0]["initial"]))
+
+
+def test_torchrun_cli_run_writes_one_record_from_rank_zero(tmp_path):
+    finished = torchrun("-m", "rfy", "run", "mixmatch", "--set", "steps=4", "--set", "eval_every=2",
+                        "--set", "methods=('mixmatch',)", "--set", "repeats=1",
+                        "--workdir", str(tmp_path / "runs"), "--results", str(tmp_path / "results"))
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert [path.name for path in (tmp_path / "results" / "mixmatch").iterdir()] == ["reduced-seed0.json"]
+    assert sorted(path.name for path in (tmp_path / "runs" / "mixmatch").iterdir()) == \
+        ["reduced-seed0", "reduced-seed0-rank1"]
+    assert finished.stdout.count("run record written") == 1
