@@ -20,7 +20,11 @@ def progress_disabled() -> bool:
 
 
 def progress(iterable: Iterable[T] | None = None, *, desc: str = "", total: int | None = None,
-             unit: str = "it", leave: bool = False) -> tqdm:
-    """Wrap ``iterable`` in a tqdm bar that honours ``TQDM_DISABLE``; ``leave=False`` keeps pages tidy."""
-    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave,
-                disable=progress_disabled(), dynamic_ncols=True)
+             unit: str = "it", leave: bool = False, initial: int = 0, disable: bool = False) -> tqdm:
+    """Wrap ``iterable`` in a tqdm bar that honours ``TQDM_DISABLE``; ``leave=False`` keeps pages tidy.
+
+    ``initial`` starts the count where a resumed loop starts; ``disable`` silences one bar (e.g. on
+    every process of a multi-GPU run but the first).
+    """
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, initial=initial,
+                disable=disable or progress_disabled(), dynamic_ncols=True)

@@ -103,10 +103,14 @@ class TrainResult:
 
 
 class Trainer:
-    """Model, EMA copy, optimiser and data of one run; ``step`` does one update of ``method``."""
+    """Model, EMA copy, optimiser and data of one run; ``step`` does one update of ``method``.
+
+    ``group`` defaults to this process alone, or to torchrun's group when launched by torchrun.
+    """
 
     def __init__(self, data: SemiSupervisedData, config: Config, method: str, seed: int,
-                 group: ProcessGroup) -> None:
+                 group: ProcessGroup | None = None) -> None:
+        group = group or join_process_group(select_device(config.device))
         if method not in METHODS:
             raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
         if config.batch_size % group.world_size:
@@ -132,11 +136,6 @@ class Trainer:
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.group.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled)
-
-    def draw(self, images: torch.Tensor) -> torch.Tensor:
-        """A batch drawn uniformly (with replacement) from ``images``, augmented, as floats on the device."""
-        index = torch.randint(len(images), (self.batch_size,), device=images.device)
-        return self.data.augment(images[index]).contiguous(memory_format=self.memory_format)
 
     def loss(self, step: int) -> torch.Tensor:
         """The training loss of ``method`` on freshly drawn batches."""
@@ -200,22 +199,20 @@ class Trainer:
 
 
 def train(data: SemiSupervisedData, config: Config, method: str, seed: int, *,
-          checkpoint_path: str | Path | None = None, show_progress: bool = True) -> TrainResult:
+          checkpoint_path: str | Path | None = None) -> TrainResult:
     """Train ``method`` for ``config.steps`` steps; evaluate the EMA model every ``config.eval_every`` steps.
 
     With ``checkpoint_path`` the run saves itself at every evaluation and resumes from there.
     """
-    group = join_process_group(select_device(config.device))
-    trainer = Trainer(data, config, method, seed, group)
+    trainer = Trainer(data, config, method, seed)
+    group = trainer.group
     result, start = TrainResult(trainer.average.model), 0
     saved = load_checkpoint(checkpoint_path) if checkpoint_path else None
     if saved is not None:
         trainer.load_state_dict(saved["trainer"])
         result.history, result.train_seconds, start = saved["history"], saved["train_seconds"], saved["step"]
     running_loss = torch.zeros((), device=group.device)
-    bar = progress(total=config.steps, desc=method, unit="step")
-    bar.update(start)
-    bar.disable = bar.disable or not group.is_main
+    bar = progress(total=config.steps, desc=method, unit="step", initial=start, disable=not group.is_main)
     tick = time.perf_counter()
     for step in range(start, config.steps):
         running_loss += trainer.step(step)
