@@ -70,6 +70,14 @@ def test_unknown_chapter_is_rejected(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+def test_bench_prints_the_speed_of_the_full_setting(capsys):
+    assert main(["bench", "mixmatch", "--device", "cpu", "--steps", "1", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "wrn-28-2" in out and "steps_per_s" in out and "images_per_s" in out
+    with pytest.raises(SystemExit):
+        main(["bench", "neural-ode"])
+
+
 def test_data_list_and_path(folders, capsys):
     assert main(["data", "list"]) == 0 and "mnist" in capsys.readouterr().out
     assert main(["data", "path"]) == 0 and capsys.readouterr().out.strip() == str(folders / "data")
