@@ -21,7 +21,8 @@ import torch
 
 from rfy.runtime import hardware_info
 
-TRACKED_PACKAGES = ("rfy", "torch", "torchdiffeq", "numpy", "scikit-learn")
+TRACKED_PACKAGES = ("rfy", "torch", "torchdiffeq", "numpy", "scikit-learn", "gymnasium", "stable-baselines3",
+                    "mujoco")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Seeding, device choice and a description of the hardware a run used."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -23,6 +25,22 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` CPU threads in torch, then restore the previous number.
+
+    A float sum splits differently over 1 and 2 threads, so the last bits of results depend on
+    the thread count; in a chaotic process such as RL those bits grow into different runs. Pinning
+    the count makes a seed give the same run on a laptop, on CI and on Colab.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:

@@ -131,3 +131,20 @@ def test_random_flip_mirrors_some_images():
     mirrored = (flipped == images.flip(-1)).flatten(1).all(1)
     kept = (flipped == images).flatten(1).all(1)
     assert bool((mirrored | kept).all()) and 10 < int(mirrored.sum()) < 54
+
+
+def test_torch_threads_pins_and_restores_the_thread_count():
+    import torch
+
+    from rfy.runtime import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+    @torch_threads(1)
+    def inside() -> int:
+        return torch.get_num_threads()
+
+    assert inside() == 1 and torch.get_num_threads() == before
