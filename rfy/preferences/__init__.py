@@ -1,0 +1,59 @@
+"""Chapter 4: Deep reinforcement learning from human preferences (Christiano, Leike, Brown, Martic,
+Legg & Amodei, NeurIPS 2017).
+
+Instead of writing a reward function, show a person two short clips of the agent's behaviour and
+ask which is better. A reward model $\\hat r(o, a)$ is fitted to these comparisons with the
+Bradley–Terry model, and an ordinary RL algorithm maximises $\\hat r$ while new clips keep being
+compared. A few hundred comparisons can stand in for a hand-written reward. The package has:
+
+* ``preference_probability`` and ``preference_loss``: Bradley–Terry with the noise correction
+  $0.9 \\hat P + 0.05$;
+* ``synthetic_preferences`` and the scorers: a labeller that answers from the true reward (or a
+  script, for the backflip), with ties and random answers;
+* ``RewardEnsemble``, ``bootstrap_indices``, ``train_reward_model``: the ensemble of predictors;
+* ``select_queries``, ``label_schedule``: disagreement queries and the decaying label rate;
+* ``EpisodeBuffer``, ``LearnedRewardVecEnv``: clips, and the learned reward handed to
+  stable-baselines3's PPO;
+* ``train_from_preferences``, ``train_true_reward_agent``, ``random_run``, ``run_experiment``.
+"""
+from rfy.preferences.bradley_terry import log_preference_probability, preference_loss, preference_probability
+from rfy.preferences.clips import EpisodeBuffer
+from rfy.preferences.config import QUERY_SELECTIONS, Config
+from rfy.preferences.envs import ENVIRONMENTS, MUJOCO_HINT, make_env, make_vec, require_mujoco
+from rfy.preferences.experiments import (AgentRun, Evaluation, PreferenceRun, backflip_metrics, evaluate,
+                                         gain_ratio, heldout_accuracy, random_policy, random_run, run_experiment,
+                                         train_from_preferences, train_true_reward_agent)
+from rfy.preferences.oracle import SCORERS, backflip_score, synthetic_preferences, true_return_score
+from rfy.preferences.queries import (disagreement, label_schedule, round_boundaries, select_by_disagreement,
+                                     select_queries)
+from rfy.preferences.reward_model import (EnsembleLinear, RewardEnsemble, bootstrap_indices, pair_accuracy,
+                                          train_reward_model)
+from rfy.preferences.wrapper import LearnedRewardVecEnv, step_features
+from rfy.results import PaperNumber
+
+PAPER_NUMBERS = [
+    PaperNumber("Return of RL on the true reward", "true_reward_return", None, "christiano2017deep",
+                "reduced: Pendulum-v1, PPO 40k steps; full: HalfCheetah-v5", higher_is_better=True),
+    PaperNumber("Return of a random policy", "random_return", None, "christiano2017deep", higher_is_better=True),
+    *[PaperNumber(f"{n} synthetic comparisons: share of the true-reward gain over random", f"preference_{n}_fraction",
+                  None, "christiano2017deep",
+                  "paper: on MuJoCo, 700 labels come close to RL on the true reward (figure values not verified)",
+                  higher_is_better=True) for n in (300, 350, 700, 1400)],
+    *[PaperNumber(f"{n} synthetic comparisons: held-out pair accuracy", f"preference_{n}_pair_accuracy", None,
+                  "christiano2017deep", "not reported in the paper", higher_is_better=True)
+      for n in (300, 350, 700, 1400)],
+    PaperNumber("Hopper backflip from a scripted labeller: backward turns per episode", "backflip_turns", None,
+                "christiano2017deep", "paper: taught by a person; no hand-written reward (full mode only)",
+                higher_is_better=True),
+]
+
+__all__ = [
+    "Config", "PAPER_NUMBERS", "run_experiment", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
+    "preference_probability", "log_preference_probability", "preference_loss", "synthetic_preferences",
+    "true_return_score", "backflip_score", "SCORERS", "RewardEnsemble", "EnsembleLinear", "bootstrap_indices",
+    "train_reward_model", "pair_accuracy", "disagreement", "select_by_disagreement", "select_queries",
+    "label_schedule", "round_boundaries", "EpisodeBuffer", "LearnedRewardVecEnv", "step_features", "make_env",
+    "make_vec", "require_mujoco", "train_from_preferences", "train_true_reward_agent", "random_run",
+    "random_policy", "evaluate", "backflip_metrics", "heldout_accuracy", "gain_ratio", "AgentRun", "PreferenceRun",
+    "Evaluation",
+]

@@ -1,0 +1,252 @@
+"""RL on the true reward, RL from synthetic preferences, a random policy: shared by the notebook and the CLI.
+
+Training runs on one CPU thread (``torch_threads(1)``): the networks are tiny, so a second thread
+buys little, and a pinned thread count makes a seed give the same agent on every machine.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from rfy.checkpoint import RunState
+from rfy.preferences.clips import EpisodeBuffer
+from rfy.preferences.config import Config
+from rfy.preferences.envs import ENVIRONMENTS, make_env, make_vec
+from rfy.preferences.oracle import SCORERS, synthetic_preferences
+from rfy.preferences.queries import label_schedule, round_boundaries, select_queries
+from rfy.preferences.reward_model import RewardEnsemble, pair_accuracy, train_reward_model
+from rfy.preferences.wrapper import LearnedRewardVecEnv, step_features
+from rfy.progress import progress
+from rfy.runtime import torch_threads
+
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+class TrueReturnLog(BaseCallback):
+    """Learning curve on the true reward: ``Monitor`` (below any reward wrapper) reports finished episodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timesteps: list[int] = []
+        self.returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self.timesteps.append(self.num_timesteps)
+                self.returns.append(float(info["episode"]["r"]))
+        return True
+
+
+@dataclass
+class Evaluation:
+    """Fixed-horizon test episodes of one policy: their scores and every step, kept for clips."""
+
+    scores: np.ndarray
+    episodes: EpisodeBuffer
+
+    @property
+    def mean(self) -> float:
+        return float(self.scores.mean())
+
+
+@dataclass
+class AgentRun:
+    """A trained agent, its learning curve on the true reward and its evaluation."""
+
+    model: PPO | None
+    evaluation: Evaluation
+    curve: TrueReturnLog = field(default_factory=TrueReturnLog)
+
+
+@dataclass
+class PreferenceRun(AgentRun):
+    """An agent trained from preferences, with its reward model and the comparisons it was shown."""
+
+    ensemble: RewardEnsemble | None = None
+    buffer: EpisodeBuffer | None = None
+    clips: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    labels_per_round: np.ndarray | None = None
+
+
+def make_ppo(env: VecEnv, config: Config, seed: int) -> PPO:
+    """Stable-baselines3's PPO with the config's hyperparameters, on the CPU (small MLPs run faster there)."""
+    return PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+               gamma=config.gamma, gae_lambda=config.gae_lambda, learning_rate=config.lr, use_sde=config.use_sde,
+               sde_sample_freq=4 if config.use_sde else -1, seed=seed, device="cpu", verbose=0)
+
+
+def ppo_policy(model: PPO, deterministic: bool = True) -> Policy:
+    return lambda observations: model.predict(observations, deterministic=deterministic)[0]
+
+
+def random_policy(env_id: str, seed: int) -> Policy:
+    """Actions drawn uniformly from the action box."""
+    space, rng = make_env(env_id).action_space, np.random.default_rng(seed)
+    return lambda observations: rng.uniform(space.low, space.high, size=(len(observations), *space.shape))
+
+
+def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, task: str = "true_return") -> Evaluation:
+    """Run ``episodes`` test episodes in parallel from start states seeded ``seed, seed + 1, …``.
+
+    Every policy evaluated with the same ``seed`` starts from the same states. The score of an
+    episode is the task's score of the whole episode (the true return for ``"true_return"``).
+    """
+    horizon = ENVIRONMENTS[env_id].horizon
+    venv = DummyVecEnv([lambda: make_env(env_id)] * episodes)
+    venv.seed(seed)
+    observations = venv.reset()
+    buffer: EpisodeBuffer | None = None
+    for _ in range(horizon):
+        actions = policy(observations)
+        features = step_features(observations, actions)
+        if buffer is None:
+            buffer = EpisodeBuffer(episodes, features.shape[1], horizon, episodes)
+        observations, rewards, dones, _ = venv.step(actions)
+        buffer.add(features, rewards, dones)
+    scores = SCORERS[task](torch.from_numpy(buffer.features), torch.from_numpy(buffer.rewards))
+    return Evaluation(scores.numpy(), buffer)
+
+
+def evaluation_seed(config: Config) -> int:
+    """Test episodes use start states no training episode was seeded with."""
+    return 10_000 + 1_000 * config.seed
+
+
+def random_run(config: Config) -> AgentRun:
+    """The floor: a uniformly random policy, evaluated like the agents."""
+    policy = random_policy(config.env_id, config.seed)
+    return AgentRun(None, evaluate(policy, config.env_id, config.eval_episodes, evaluation_seed(config)))
+
+
+@torch_threads(1)
+def train_true_reward_agent(config: Config) -> AgentRun:
+    """The ceiling: PPO on the environment's own reward, for ``config.total_timesteps`` steps."""
+    model = make_ppo(make_vec(config.env_id, config.n_envs, config.seed), config, config.seed)
+    curve = TrueReturnLog()
+    model.learn(config.total_timesteps, callback=curve)
+    evaluation = evaluate(ppo_policy(model), config.env_id, config.eval_episodes, evaluation_seed(config))
+    return AgentRun(model, evaluation, curve)
+
+
+def collect_initial_episodes(model: PPO, env: LearnedRewardVecEnv, min_episodes: int) -> None:
+    """Roll out the untrained (random) policy until the buffer holds ``min_episodes`` episodes."""
+    horizon = env.buffer.horizon
+    observations = env.reset()
+    for _ in range(horizon * math.ceil(min_episodes / env.num_envs)):
+        observations, *_ = env.step(model.predict(observations, deterministic=False)[0])
+
+
+def query_labels(run: PreferenceRun, config: Config, n: int, task: str, rng: np.random.Generator,
+                 generator: torch.Generator) -> None:
+    """Cut candidate pairs from the buffer's episodes, pick ``n`` of them, ask the synthetic labeller."""
+    candidates = n * (config.candidate_factor if config.query_selection == "disagreement" else 1)
+    features, rewards = run.buffer.sample_pairs(candidates, config.clip_length, rng)
+    chosen = select_queries(run.ensemble, features, n, config.query_selection, generator)
+    labels = synthetic_preferences(SCORERS[task](features[chosen], rewards[chosen]), generator=generator,
+                                   error_rate=config.oracle_error_rate, tie_margin=config.tie_margin)
+    run.clips = features[chosen] if run.clips is None else torch.cat([run.clips, features[chosen]])
+    run.labels = labels if run.labels is None else torch.cat([run.labels, labels])
+
+
+def fit_reward(run: PreferenceRun, optimizer: torch.optim.Optimizer, config: Config, steps: int,
+               rng: np.random.Generator, generator: torch.Generator) -> None:
+    """Train the ensemble on every comparison so far, then renormalise it on recent states."""
+    train_reward_model(run.ensemble, optimizer, run.clips, run.labels, steps=steps,
+                       batch_size=config.reward_batch_size, error_rate=config.assumed_error_rate,
+                       generator=generator)
+    states, _ = run.buffer.sample_clips(4096, 1, rng)
+    run.ensemble.normalise(states[:, 0])
+
+
+@torch_threads(1)
+def train_from_preferences(config: Config, comparisons: int, *, task: str = "true_return",
+                           timesteps: int | None = None, desc: str = "") -> PreferenceRun:
+    """The paper's loop: the policy acts, clips are compared, the reward model learns, the policy learns.
+
+    Round $k$ asks for ``label_schedule(...)[k]`` labels, refits the ensemble, then runs PPO on the
+    learned reward for one chunk of the ``timesteps`` (default ``config.total_timesteps``).
+    """
+    timesteps = timesteps or config.total_timesteps
+    generator, rng = torch.Generator().manual_seed(config.seed), np.random.default_rng(config.seed)
+    venv = make_vec(config.env_id, config.n_envs, config.seed)
+    feature_dim = int(np.prod(venv.observation_space.shape) + np.prod(venv.action_space.shape))
+    torch.manual_seed(config.seed)
+    ensemble = RewardEnsemble(feature_dim, config.ensemble_size, config.hidden)
+    buffer = EpisodeBuffer(config.n_envs, feature_dim, ENVIRONMENTS[config.env_id].horizon, config.buffer_episodes)
+    env = LearnedRewardVecEnv(venv, ensemble.predict, buffer)
+    model = make_ppo(env, config, config.seed)
+    boundaries = round_boundaries(timesteps, config.rounds, config.n_steps * config.n_envs)
+    schedule = label_schedule(comparisons, boundaries, initial_fraction=config.initial_label_fraction,
+                              timescale=config.label_timescale)
+    run = PreferenceRun(model, None, ensemble=ensemble, buffer=buffer, labels_per_round=schedule)
+    optimizer = torch.optim.Adam(ensemble.parameters(), lr=config.reward_lr)
+    collect_initial_episodes(model, env, min_episodes=2 * config.n_envs)
+    ends = list(boundaries[1:]) + [max(timesteps, boundaries[-1] + 1)]
+    steps = [config.initial_reward_steps] + [config.reward_steps] * (len(schedule) - 1)
+    for n_labels, n_steps, start, end in progress(list(zip(schedule, steps, boundaries, ends)), desc=desc,
+                                                  unit="round"):
+        if n_labels:
+            query_labels(run, config, int(n_labels), task, rng, generator)
+            fit_reward(run, optimizer, config, n_steps, rng, generator)
+        model.learn(int(end - start), callback=run.curve, reset_num_timesteps=False)
+    run.evaluation = evaluate(ppo_policy(model), config.env_id, config.eval_episodes, evaluation_seed(config), task)
+    return run
+
+
+@torch_threads(1)
+def heldout_accuracy(ensemble: RewardEnsemble, episodes: EpisodeBuffer, config: Config) -> float:
+    """Pair accuracy on ``config.heldout_pairs`` fresh pairs of clips cut from ``episodes``, ordered by the true return.
+
+    No such pair was shown to the labeller, but with the training buffer its clips come from the same
+    episodes as the labelled ones: this measures generalisation to new pairs, not to new behaviour.
+    """
+    features, rewards = episodes.sample_pairs(config.heldout_pairs, config.clip_length,
+                                              np.random.default_rng(config.seed + 1))
+    return pair_accuracy(ensemble, features, rewards.sum(-1))
+
+
+def gain_ratio(preference: float, true_reward: float, random: float) -> float:
+    r"""Share of the true-reward agent's gain over random that the preference agent recovers:
+    $(R_\mathrm{pref} - R_\mathrm{rand}) / (R_\mathrm{true} - R_\mathrm{rand})$."""
+    return (preference - random) / (true_reward - random)
+
+
+def preference_metrics(run: PreferenceRun, config: Config, comparisons: int) -> dict[str, float]:
+    """Return and held-out pair accuracy of one preference run, keyed by its number of comparisons."""
+    return {f"preference_{comparisons}_return": run.evaluation.mean,
+            f"preference_{comparisons}_pair_accuracy": heldout_accuracy(run.ensemble, run.buffer, config)}
+
+
+def backflip_metrics(config: Config) -> dict[str, float]:
+    """The Hopper trained only from the scripted "human" who likes backward rotation: turns per episode."""
+    hopper = config.replace(env_id="Hopper-v5")
+    run = train_from_preferences(hopper, config.backflip_comparisons, task="backflip",
+                                 timesteps=config.backflip_timesteps, desc="backflip")
+    still = evaluate(random_policy(hopper.env_id, config.seed), hopper.env_id, config.eval_episodes,
+                     evaluation_seed(config), task="backflip")
+    return {"backflip_turns": run.evaluation.mean, "backflip_random_turns": still.mean}
+
+
+def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+    """Random policy, true-reward PPO, preference PPO for each comparison budget (and, if asked, the
+    backflip), each a resumable stage; returns the metrics a run record stores."""
+    metrics = dict(state.stage("random", lambda _: {"random_return": random_run(config).evaluation.mean}))
+    metrics |= state.stage("true_reward",
+                           lambda _: {"true_reward_return": train_true_reward_agent(config).evaluation.mean})
+    for n in config.comparisons:
+        metrics |= state.stage(f"preferences_{n}", lambda _, n=n: preference_metrics(
+            train_from_preferences(config, n, desc=f"{n} comparisons"), config, n))
+        metrics[f"preference_{n}_fraction"] = gain_ratio(metrics[f"preference_{n}_return"],
+                                                         metrics["true_reward_return"], metrics["random_return"])
+    if config.backflip_timesteps:
+        metrics |= state.stage("backflip", lambda _: backflip_metrics(config))
+    return metrics
