@@ -1,0 +1,156 @@
+"""Training, evaluation and the M2 against GM-DGM comparison, shared by the notebook and ``python -m rfy run``."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from rfy.checkpoint import RunState
+from rfy.data import to_unit_interval
+from rfy.progress import progress
+from rfy.runtime import seed_everything, select_device
+from rfy.semi_unsupervised.config import N_CLASSES, Config
+from rfy.semi_unsupervised.data import SemiUnsupervisedData, load_images, make_semi_unsupervised
+from rfy.semi_unsupervised.evaluation import accuracies, cluster_to_label
+from rfy.semi_unsupervised.model import DeepGenerativeModel, labelled_log_q, make_model
+from rfy.semi_unsupervised.objectives import class_prior, semi_unsupervised_loss, unlabelled_bound
+
+NAMES = {"m2": "M2", "gmdgm": "GM-DGM"}
+
+
+def load_data(config: Config, seed: int | None = None) -> SemiUnsupervisedData:
+    """Digits, the prototypes stand-in or Fashion-MNIST, split for ``seed`` (default ``config.seed``): masked classes, kept labels, validation."""
+    X, y, X_test, y_test = load_images(config.dataset)
+    data = make_semi_unsupervised(X, y, X_test, y_test, masked_classes=config.masked_classes,
+                                  label_fraction=config.label_fraction,
+                                  validation_fraction=config.validation_fraction,
+                                  seed=config.seed if seed is None else seed, n_classes=N_CLASSES)
+    return data.to(select_device(config.device))
+
+
+def flat(images: torch.Tensor) -> torch.Tensor:
+    """``[N, C, H, W]`` images (uint8 or float) as float rows in [0, 1]."""
+    return to_unit_interval(images).flatten(1)
+
+
+def binarise(x: torch.Tensor) -> torch.Tensor:
+    """Dynamic binarisation: every pixel is a fresh Bernoulli draw with its grey value as probability."""
+    return torch.bernoulli(x)
+
+
+def prior_for(data: SemiUnsupervisedData, config: Config) -> torch.Tensor:
+    """$p(y)$ of the authors: the masked classes and extra clusters share the masked classes' share of 1/10 each."""
+    counts = torch.bincount(data.y_labelled.cpu(), minlength=data.n_classes)
+    return class_prior(data.n_classes, data.masked_classes, counts, config.extra_clusters,
+                       unlabelled_mass=len(data.masked_classes) / data.n_classes)
+
+
+def build_model(kind: str, data: SemiUnsupervisedData, config: Config) -> DeepGenerativeModel:
+    return make_model(kind, data.x_dim, config.n_clusters, config.latent_dim, tuple(config.hidden),
+                      prior_for(data, config), config.prior_mean_scale).to(data.X_unlabelled.device)
+
+
+def training_loss(model: DeepGenerativeModel, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
+                  alpha: float, kl_weight: float = 1.0) -> torch.Tensor:
+    """The negative objective on one labelled and one unlabelled batch (binarised rows)."""
+    bounds_l = model.bound(x_l, F.one_hot(y_l, model.n_clusters).float(), kl_weight=kl_weight)
+    bounds_u = unlabelled_bound(model.class_logits(x_u), model.bounds_all_classes(x_u, kl_weight=kl_weight))
+    return semi_unsupervised_loss(bounds_l, labelled_log_q(model, x_l, y_l), bounds_u, alpha)
+
+
+def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: int = 0, desc: str = "",
+                checkpoint: Path | None = None) -> DeepGenerativeModel:
+    """Adam on the objective, batches of ``batch_size`` labelled and ``batch_size`` unlabelled images.
+
+    An epoch is one pass over the unlabelled images; the labelled ones are redrawn at random. The
+    KL terms ramp linearly from 0 to 1 over ``warmup_epochs``; gradients are clipped to ±``grad_clip``.
+    """
+    seed_everything(seed)
+    model = build_model(kind, data, config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    n_u, n_l = len(data.X_unlabelled), len(data.X_labelled)
+    alpha = config.alpha_scale * (n_u + n_l) / n_l
+    device = data.X_unlabelled.device
+    model.train()
+    for epoch in progress(range(config.epochs), desc=desc, unit="epoch"):
+        kl_weight = min(1.0, (epoch + 1) / config.warmup_epochs) if config.warmup_epochs else 1.0
+        for batch in torch.randperm(n_u, device=device).split(config.batch_size):
+            pick = torch.randint(n_l, (config.batch_size,), device=device)
+            x_l, x_u = binarise(flat(data.X_labelled[pick])), binarise(flat(data.X_unlabelled[batch]))
+            loss = training_loss(model, x_l, data.y_labelled[pick], x_u, alpha, kl_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
+            optimizer.step()
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict_clusters(model: DeepGenerativeModel, images: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """$\\arg\\max_y q(y\\mid x)$ for grey-valued images."""
+    model.eval()
+    return torch.cat([model.class_logits(flat(b)).argmax(-1) for b in images.split(batch_size)])
+
+
+@torch.no_grad()
+def latent_means(model: DeepGenerativeModel, images: torch.Tensor) -> torch.Tensor:
+    """Mean of $q(z\\mid x, \\hat y)$ at the predicted cluster $\\hat y$, for figures."""
+    x = flat(images)
+    y = F.one_hot(model.class_logits(x).argmax(-1), model.n_clusters).float()
+    return model.encode(x, y)[0]
+
+
+def label_clusters(model: DeepGenerativeModel, data: SemiUnsupervisedData) -> torch.Tensor:
+    """``[K]``: each cluster's majority label on the validation split (``UNMAPPED`` if none of it lands there)."""
+    return cluster_to_label(predict_clusters(model, data.X_val), data.y_val, model.n_clusters, data.n_classes)
+
+
+def evaluate(model: DeepGenerativeModel, data: SemiUnsupervisedData) -> dict[str, float]:
+    """Name clusters with the validation split, then score the test split (%): overall, masked, labelled."""
+    predicted = label_clusters(model, data)[predict_clusters(model, data.X_test)]
+    return accuracies(predicted, data.y_test, data.masked_classes)
+
+
+@dataclass
+class Comparison:
+    """Per model kind, one evaluation dict per seed; the first seed's data and models, for figures."""
+
+    scores: dict[str, list[dict[str, float]]]
+    data: SemiUnsupervisedData
+    models: dict[str, DeepGenerativeModel]
+
+    def mean(self, kind: str, key: str) -> float:
+        return statistics.fmean(run[key] for run in self.scores[kind])
+
+    def std(self, kind: str, key: str) -> float:
+        values = [run[key] for run in self.scores[kind]]
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics for a run record: ``<kind>_<overall|masked|labelled>_accuracy`` (mean and std over seeds)."""
+        keys = ("overall", "masked", "labelled")
+        return {f"{kind}_{key}_accuracy{suffix}": stat(kind, key)
+                for kind in self.scores for key in keys for suffix, stat in (("", self.mean), ("_std", self.std))}
+
+
+def compare(config: Config) -> Comparison:
+    """Every model of ``config.models`` on every seed; each seed draws its own split of the labels."""
+    scores: dict[str, list[dict[str, float]]] = {kind: [] for kind in config.models}
+    first: tuple[SemiUnsupervisedData, dict[str, DeepGenerativeModel]] | None = None
+    for seed in config.seeds:
+        data = load_data(config, seed)
+        models = {kind: train_model(kind, data, config, seed=seed, desc=f"{NAMES[kind]}, seed {seed}")
+                  for kind in config.models}
+        for kind, model in models.items():
+            scores[kind].append(evaluate(model, data))
+        first = first or (data, models)
+    return Comparison(scores, *first)
+
+
+def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+    """The comparison as one stage; returns the metrics a run record stores."""
+    return state.stage("compare", lambda _: compare(config).metrics())
