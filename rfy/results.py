@@ -79,12 +79,17 @@ def results_dir() -> Path:
 
 
 def git_commit(cwd: Path | None = None) -> str:
-    """The checked-out commit, suffixed ``-dirty`` when tracked files changed; ``unknown`` outside git."""
+    """The checked-out commit, suffixed ``-dirty`` when tracked files changed; ``unknown`` outside git.
+
+    Run records and the table generated from them do not count: writing one record must not mark
+    the next run of the same commit as dirty.
+    """
     cwd = cwd or repository_root() or Path.cwd()
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results", ":(exclude)book/_generated"], cwd=cwd,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

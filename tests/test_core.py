@@ -148,3 +148,24 @@ def test_torch_threads_pins_and_restores_the_thread_count():
         return torch.get_num_threads()
 
     assert inside() == 1 and torch.get_num_threads() == before
+
+
+def test_git_commit_is_dirty_for_code_changes_but_not_for_run_records(tmp_path):
+    import subprocess
+
+    from rfy.results import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "run.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "results" / "run.json").write_text('{"a": 1}')
+    assert not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path).endswith("-dirty")
