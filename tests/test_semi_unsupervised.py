@@ -193,6 +193,22 @@ def test_run_experiment_end_to_end(tmp_path):
     assert again == metrics
 
 
+def test_an_interrupted_training_resumes_to_the_same_model(tmp_path):
+    data = su.load_data(su.Config(**TINY))
+    straight = su.train_model("gmdgm", data, su.Config(**{**TINY, "epochs": 3}), seed=1)
+    su.train_model("gmdgm", data, su.Config(**{**TINY, "epochs": 2}), seed=1, checkpoint=tmp_path / "run.pt")
+    resumed = su.train_model("gmdgm", data, su.Config(**{**TINY, "epochs": 3}), seed=1, checkpoint=tmp_path / "run.pt")
+    for name, value in straight.state_dict().items():
+        assert torch.allclose(value, resumed.state_dict()[name]), name
+    saved = torch.load(tmp_path / "run.pt", weights_only=False)
+    assert saved["epoch"] == 3
+    name = next(iter(saved["model"]))
+    saved["model"][name] = torch.full_like(saved["model"][name], 7.0)
+    torch.save(saved, tmp_path / "run.pt")
+    finished = su.train_model("gmdgm", data, su.Config(**{**TINY, "epochs": 3}), seed=1, checkpoint=tmp_path / "run.pt")
+    assert torch.all(finished.state_dict()[name] == 7.0)  # a finished checkpoint is loaded, not retrained
+
+
 def test_full_mode_runs_on_fake_fashion_mnist(monkeypatch, tmp_path):
     import rfy.semi_unsupervised.data as data_module
 

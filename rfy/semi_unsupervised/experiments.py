@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rfy.checkpoint import RunState
+from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rfy.data import to_unit_interval
 from rfy.progress import progress
 from rfy.runtime import seed_everything, select_device
@@ -67,15 +67,23 @@ def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: 
 
     An epoch is one pass over the unlabelled images; the labelled ones are redrawn at random. The
     KL terms ramp linearly from 0 to 1 over ``warmup_epochs``; gradients are clipped to ±``grad_clip``.
+    With ``checkpoint`` the state is saved after every epoch and an interrupted run resumes from it.
     """
     seed_everything(seed)
     model = build_model(kind, data, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    saved = load_checkpoint(checkpoint) if checkpoint else None
+    start = 0
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+        start = saved["epoch"]
     n_u, n_l = len(data.X_unlabelled), len(data.X_labelled)
     alpha = config.alpha_scale * (n_u + n_l) / n_l
     device = data.X_unlabelled.device
     model.train()
-    for epoch in progress(range(config.epochs), desc=desc, unit="epoch"):
+    for epoch in progress(range(start, config.epochs), desc=desc, unit="epoch", total=config.epochs, initial=start):
         kl_weight = min(1.0, (epoch + 1) / config.warmup_epochs) if config.warmup_epochs else 1.0
         for batch in torch.randperm(n_u, device=device).split(config.batch_size):
             pick = torch.randint(n_l, (config.batch_size,), device=device)
@@ -85,6 +93,9 @@ def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: 
             loss.backward()
             torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
             optimizer.step()
+        if checkpoint:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "rng": rng_state(), "epoch": epoch + 1})
     model.eval()
     return model
 
@@ -127,14 +138,26 @@ class Comparison:
         return statistics.fmean(run[key] for run in self.scores[kind])
 
     def std(self, kind: str, key: str) -> float:
-        values = [run[key] for run in self.scores[kind]]
-        return statistics.stdev(values) if len(values) > 1 else 0.0
+        return spread([run[key] for run in self.scores[kind]])
 
     def metrics(self) -> dict[str, float]:
-        """Flat metrics for a run record: ``<kind>_<overall|masked|labelled>_accuracy`` (mean and std over seeds)."""
-        keys = ("overall", "masked", "labelled")
-        return {f"{kind}_{key}_accuracy{suffix}": stat(kind, key)
-                for kind in self.scores for key in keys for suffix, stat in (("", self.mean), ("_std", self.std))}
+        return accuracy_metrics(self.scores)
+
+
+def spread(values: list[float]) -> float:
+    """Sample standard deviation over seeds (0 for a single seed)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def accuracy_metrics(scores: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """Flat metrics for a run record: ``<kind>_<overall|masked|labelled>_accuracy`` (mean and std over seeds)."""
+    metrics = {}
+    for kind, runs in scores.items():
+        for key in ("overall", "masked", "labelled"):
+            values = [run[key] for run in runs]
+            metrics[f"{kind}_{key}_accuracy"] = statistics.fmean(values)
+            metrics[f"{kind}_{key}_accuracy_std"] = spread(values)
+    return metrics
 
 
 def compare(config: Config) -> Comparison:
@@ -152,5 +175,14 @@ def compare(config: Config) -> Comparison:
 
 
 def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """The comparison as one stage; returns the metrics a run record stores."""
-    return state.stage("compare", lambda _: compare(config).metrics())
+    """Every (model, seed) run as its own resumable stage, checkpointed every epoch; returns the record's metrics."""
+    def stage(kind: str, seed: int):
+        def run(checkpoint: Path) -> dict[str, float]:
+            data = load_data(config, seed)
+            model = train_model(kind, data, config, seed=seed, desc=f"{NAMES[kind]}, seed {seed}", checkpoint=checkpoint)
+            return evaluate(model, data)
+        return run
+
+    scores = {kind: [state.stage(f"{kind}-seed{seed}", stage(kind, seed)) for seed in config.seeds]
+              for kind in config.models}
+    return accuracy_metrics(scores)
