@@ -6,9 +6,12 @@ re-running a notebook only changes its real outputs.
 """
 from __future__ import annotations
 
+import inspect
 import re
+import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -57,3 +60,31 @@ def write_student_copies(paths: list[Path], folder: Path) -> list[Path]:
         nbformat.write(student_copy(nbformat.read(path, as_version=4)), target)
         written.append(target)
     return written
+
+
+def source_block(obj: Any) -> Any:
+    """The source of ``obj`` (a function, class or module) as a highlighted Python block.
+
+    Returned as Markdown so that Jupyter and the built book both highlight it; the page shows
+    exactly the package's code, so the two cannot drift.
+    """
+    from IPython.display import Markdown
+
+    return Markdown("```python\n" + textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n```")
+
+
+def show_source(*objects: Any) -> None:
+    """Display the source of each object as a highlighted block (see ``source_block``)."""
+    from IPython.display import display
+
+    for obj in objects:
+        display(source_block(obj))
+
+
+def show_claims(claims: list) -> None:
+    """Display a chapter's claims as a table of measured value, threshold and verdict."""
+    from IPython.display import Markdown, display
+
+    from rfy.claims import claims_markdown
+
+    display(Markdown(claims_markdown(claims)))

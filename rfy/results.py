@@ -59,6 +59,13 @@ class PaperNumber:
     citation: str
     note: str = ""
     higher_is_better: bool = field(default=False)
+    #: The dataset both numbers of the row are measured on ("MNIST", "8×8 digits").
+    data: str = ""
+    #: Which of our runs pair with the row: "full" (the paper's data and protocol) or "reduced"
+    #: (our small data; then ``paper_value`` is None, since the paper has no number on it).
+    mode: str = "full"
+    #: One rounding rule per quantity: the decimals shown for both the paper's value and ours.
+    decimals: int = 2
 
 
 def repository_root(start: Path | None = None) -> Path | None:
