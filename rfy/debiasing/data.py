@@ -2,10 +2,13 @@
 
 Positives ("faces") are handwritten digits. Each is drawn with two attributes, like skin tone and
 gender in the paper's benchmark: the **ink** is normally light-on-dark, but dark-on-light for a
-rare fraction of the training positives; the **pose** is upright or mirrored, half and half.
-Negatives are digits whose pixels were shuffled: the same intensities without any shape. The
-test set is balanced: every test digit appears once in each of the four ink × pose groups.
-Nothing is downloaded.
+rare fraction of the training positives (an exact count, so every seed is equally biased); the
+**pose** is upright or mirrored, half and half.
+Negatives are digits whose pixels were shuffled: the same intensities without any shape, in
+either ink (half and half by default). Non-faces have no skin tone, so the ink is rare only among
+the positives, and a classifier that learned "dark ink means non-face" from the common data is
+wrong exactly on the rare faces. The test set is balanced: every test digit appears once in each
+of the four ink × pose groups, and once more, shuffled, as a negative. Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -51,19 +54,26 @@ def shuffle_pixels(images: torch.Tensor, generator: torch.Generator) -> torch.Te
     return torch.gather(flat, 1, order).reshape(images.shape)
 
 
-def make_biased_digits(*, rare_fraction: float = 0.02, seed: int = 0) -> BiasedData:
-    """Training positives with ``rare_fraction`` dark-ink images; a balanced four-group test set."""
+def make_biased_digits(*, rare_fraction: float = 0.02, negative_dark_fraction: float = 0.5,
+                       seed: int = 0) -> BiasedData:
+    """Training positives with exactly ``round(rare_fraction · n)`` dark-ink images, negatives with
+    ``negative_dark_fraction`` dark-ink ones; a balanced four-group test set."""
     if not 0 < rare_fraction < 1:
         raise ValueError(f"rare_fraction must be strictly between 0 and 1, got {rare_fraction!r}")
+    if not 0 <= negative_dark_fraction <= 1:
+        raise ValueError(f"negative_dark_fraction must be between 0 and 1, got {negative_dark_fraction!r}")
     gen = torch.Generator().manual_seed(seed)
     train_digits, _ = load_digits("train", seed=seed)
     test_digits, _ = load_digits("test", seed=seed)
 
     n = len(train_digits)
-    dark = torch.rand(n, generator=gen) < rare_fraction
+    dark = torch.zeros(n, dtype=torch.bool)
+    dark[torch.randperm(n, generator=gen)[:max(1, round(rare_fraction * n))]] = True
     mirrored = torch.rand(n, generator=gen) < 0.5
     positives = render(train_digits, dark, mirrored)
-    negatives = shuffle_pixels(train_digits, gen)
+    no_mirror = torch.zeros(n, dtype=torch.bool)
+    negatives = render(shuffle_pixels(train_digits, gen), torch.rand(n, generator=gen) < negative_dark_fraction,
+                       no_mirror)
     X_train = torch.cat([positives, negatives])
     y_train = torch.cat([torch.ones(n), torch.zeros(n)]).long()
     group_train = torch.cat([2 * dark.long() + mirrored.long(), torch.full((n,), -1)])
@@ -73,7 +83,8 @@ def make_biased_digits(*, rare_fraction: float = 0.02, seed: int = 0) -> BiasedD
     for group in range(len(GROUP_NAMES)):
         test_positives.append(render(test_digits, torch.full((m,), group >= 2), torch.full((m,), group % 2 == 1)))
         test_groups.append(torch.full((m,), group))
-    test_negatives = shuffle_pixels(test_digits, gen)
+    test_negatives = render(shuffle_pixels(test_digits, gen), torch.rand(m, generator=gen) < negative_dark_fraction,
+                            torch.zeros(m, dtype=torch.bool))
     X_test = torch.cat([*test_positives, test_negatives])
     y_test = torch.cat([torch.ones(4 * m), torch.zeros(m)]).long()
     group_test = torch.cat([*test_groups, torch.full((m,), -1)])

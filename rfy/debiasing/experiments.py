@@ -1,8 +1,9 @@
 """Training, evaluation and the α sweep, shared by the notebook and ``python -m rfy run debiasing``."""
 from __future__ import annotations
 
+import contextlib
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,12 +15,14 @@ from rfy.debiasing.config import Config
 from rfy.debiasing.data import BiasedData, make_biased_digits
 from rfy.debiasing.losses import classifier_loss, debiasing_loss
 from rfy.debiasing.model import DBVAE, make_dbvae
-from rfy.debiasing.resampling import resampled_order, sampling_weights
+from rfy.debiasing.resampling import effective_sample_size, resampled_order, sampling_weights
 from rfy.progress import progress
-from rfy.runtime import seed_everything, select_device
+from rfy.runtime import seed_everything, select_device, torch_threads
 
 STANDARD = "standard classifier"
 NO_RESAMPLING = "DB-VAE, uniform sampling"
+#: CPU threads for the digits models (see ``train_model``).
+DIGITS_THREADS = 1
 
 
 def method_name(alpha: float | None) -> str:
@@ -29,7 +32,8 @@ def method_name(alpha: float | None) -> str:
 def load_data(config: Config) -> BiasedData:
     """The reduced digits stand-in, or CelebA faces and Imagenette non-faces at 64×64 (full mode)."""
     if config.dataset == "digits":
-        data = make_biased_digits(rare_fraction=config.rare_fraction, seed=config.seed)
+        data = make_biased_digits(rare_fraction=config.rare_fraction,
+                                  negative_dark_fraction=config.negative_dark_fraction, seed=config.seed)
     else:
         from rfy.debiasing.faces import load_face_detection_data
         data = load_face_detection_data(config)
@@ -49,30 +53,58 @@ def positive_latent_means(model: DBVAE, X: torch.Tensor, index: torch.Tensor | N
 
 
 def epoch_order(model: DBVAE, data: BiasedData, alpha: float | None, config: Config,
-                generator: torch.Generator) -> torch.Tensor:
-    """This epoch's example order: uniform, or positives resampled by latent rarity (recomputed now)."""
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """This epoch's example order, and the sampling weights of the positives it was drawn with:
+    uniform, or by latent rarity (recomputed now from the current encoder)."""
     positives = torch.nonzero(data.y_train.cpu() == 1).flatten()
     negatives = torch.nonzero(data.y_train.cpu() == 0).flatten()
     if alpha is None:
         weights = torch.full((len(positives),), 1 / len(positives))
     else:
         means = positive_latent_means(model, data.X_train, positives).cpu()
-        weights = sampling_weights(means, alpha=alpha, bins=config.bins)
-    return resampled_order(positives, negatives, weights, generator)
+        weights = sampling_weights(means, alpha=alpha, bins=config.bins, rule=config.weighting)
+    return resampled_order(positives, negatives, weights, generator), weights
+
+
+def resampling_summary(weights: torch.Tensor, data: BiasedData) -> dict[str, float]:
+    """What one epoch's weights do: effective sample size (count and fraction of the positives) and
+    the share of the probability that goes to the rare groups (known here only for evaluation)."""
+    groups = data.group_train[data.y_train == 1].cpu()
+    rare = torch.isin(groups, torch.tensor(data.rare_groups))
+    ess = effective_sample_size(weights)
+    return {"ess": ess, "ess_fraction": ess / len(weights), "rare_share": float(weights[rare].sum()),
+            "rare_fraction": float(rare.float().mean())}
 
 
 def train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float | None = None,
-                seed: int = 0, desc: str = "") -> DBVAE:
-    """Train the standard classifier (``debias=False``) or a DB-VAE with sampling parameter ``alpha``."""
+                seed: int = 0, desc: str = "", history: list[dict[str, float]] | None = None) -> DBVAE:
+    """Train the standard classifier (``debias=False``) or a DB-VAE with sampling parameter ``alpha``.
+
+    If ``history`` is a list, one ``resampling_summary`` per epoch is appended to it (uniform
+    sampling for the standard classifier and ``alpha=None``). The digits models are tiny, so they
+    train on one CPU thread (``DIGITS_THREADS``): a second thread only adds synchronisation, which
+    on a busy machine costs far more than it saves, and one pinned count gives a seed the same run
+    everywhere.
+    """
+    threads = torch_threads(DIGITS_THREADS) if config.dataset == "digits" else contextlib.nullcontext()
+    with threads:
+        return _train_model(data, config, debias=debias, alpha=alpha, seed=seed, desc=desc, history=history)
+
+
+def _train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float | None, seed: int, desc: str,
+                 history: list[dict[str, float]] | None) -> DBVAE:
     seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
     model = make_dbvae(tuple(data.X_train.shape[1:]), config.latent_dim, config.hidden).to(data.X_train.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    for _ in progress(range(config.epochs), desc=desc, unit="epoch"):
+    uniform = torch.full((int((data.y_train == 1).sum()),), 1 / int((data.y_train == 1).sum()))
+    for epoch in progress(range(config.epochs), desc=desc, unit="epoch"):
         if debias:
-            order = epoch_order(model, data, alpha, config, generator)
+            order, weights = epoch_order(model, data, alpha, config, generator)
         else:
-            order = torch.randperm(len(data.y_train), generator=generator)
+            order, weights = torch.randperm(len(data.y_train), generator=generator), uniform
+        if history is not None:
+            history.append({"epoch": float(epoch), **resampling_summary(weights, data)})
         model.train()
         for batch in order.to(data.X_train.device).split(config.batch_size):
             x, y = to_unit_interval(data.X_train[batch]), data.y_train[batch]
@@ -103,9 +135,10 @@ def evaluate(model: nn.Module, data: BiasedData) -> dict[str, float]:
 
 @dataclass
 class SweepResult:
-    """Per method, one evaluation dict per seed."""
+    """Per method, one evaluation dict per seed, and one training history (a summary per epoch) per seed."""
 
     scores: dict[str, list[dict[str, float]]]
+    histories: dict[str, list[list[dict[str, float]]]] = field(default_factory=dict)
 
     def mean(self, method: str, key: str) -> float:
         return statistics.fmean(run[key] for run in self.scores[method])
@@ -121,23 +154,42 @@ def alpha_sweep(config: Config, data: BiasedData | None = None) -> SweepResult:
     plans = [(STANDARD, False, None), (NO_RESAMPLING, True, None)] + \
             [(method_name(alpha), True, alpha) for alpha in config.alphas]
     scores: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in plans}
+    histories: dict[str, list[list[dict[str, float]]]] = {name: [] for name, _, _ in plans}
     for seed in config.seeds:
         for name, debias, alpha in plans:
-            model = train_model(data, config, debias=debias, alpha=alpha, seed=seed, desc=f"{name}, seed {seed}")
+            history: list[dict[str, float]] = []
+            model = train_model(data, config, debias=debias, alpha=alpha, seed=seed, desc=f"{name}, seed {seed}",
+                                history=history)
             scores[name].append(evaluate(model, data))
-    return SweepResult(scores)
+            histories[name].append(history)
+    return SweepResult(scores, histories)
+
+
+def metric_prefix(method: str) -> str:
+    """The metric-key prefix of a method: ``standard``, ``dbvae_uniform`` or ``dbvae_alpha_<α>``."""
+    return {STANDARD: "standard", NO_RESAMPLING: "dbvae_uniform"}.get(method) or \
+        method.replace("DB-VAE, α = ", "dbvae_alpha_")
 
 
 def sweep_metrics(result: SweepResult, rare_groups: tuple[int, ...], group_names: tuple[str, ...]) -> dict[str, float]:
-    """Flat metrics for a run record: mean accuracy, variance and rare-group accuracy per method."""
-    slugs = {STANDARD: "standard", NO_RESAMPLING: "dbvae_uniform"}
+    """Flat metrics for a run record, per method and averaged over seeds: mean accuracy, variance,
+    accuracy on the rare and on the common groups, on negatives, and the resampling's effective
+    sample size as a fraction of the positives (its smallest epoch, and the last epoch)."""
+    common_groups = [g for g in range(len(group_names)) if g not in rare_groups]
     metrics = {}
     for method in result.scores:
-        key = slugs.get(method) or method.replace("DB-VAE, α = ", "dbvae_alpha_")
+        key = metric_prefix(method)
         metrics[f"{key}_mean_accuracy"] = result.mean(method, "mean")
         metrics[f"{key}_variance"] = result.mean(method, "variance")
         metrics[f"{key}_rare_accuracy"] = statistics.fmean(result.mean(method, group_names[g]) for g in rare_groups)
+        metrics[f"{key}_common_accuracy"] = statistics.fmean(result.mean(method, group_names[g]) for g in common_groups)
         metrics[f"{key}_negatives_accuracy"] = result.mean(method, "negatives")
+        histories = result.histories.get(method)
+        if histories:
+            metrics[f"{key}_ess_fraction_min"] = statistics.fmean(min(h["ess_fraction"] for h in run)
+                                                                  for run in histories)
+            metrics[f"{key}_ess_fraction_last"] = statistics.fmean(run[-1]["ess_fraction"] for run in histories)
+            metrics[f"{key}_rare_share_last"] = statistics.fmean(run[-1]["rare_share"] for run in histories)
     return metrics
 
 
