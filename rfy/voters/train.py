@@ -1,0 +1,95 @@
+"""Training a head on votes: mini-batches of photos or of single votes, on the device, resumable."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rfy.checkpoint import load_checkpoint, save_checkpoint
+from rfy.progress import progress
+from rfy.voters.config import CLASSIFICATION, REGRESSION, Config
+from rfy.voters.evaluate import pearson
+from rfy.voters.heads import VoteModel
+from rfy.voters.simulate import VoteData
+
+CHECKPOINTS_PER_RUN = 4
+
+
+@dataclass
+class TrainedHead:
+    """A trained model, its scores on the test photos (n_test, K) and its losses every 50 steps."""
+
+    model: VoteModel
+    scores: torch.Tensor
+    losses: list[float]
+
+
+def make_model(kind: str, data: VoteData, config: Config) -> VoteModel:
+    """A fresh ``VoteModel`` of ``kind`` sized for ``data``."""
+    return VoteModel(kind, data.features.shape[1], width=config.width, traits=data.num_traits, levels=data.levels,
+                     bins=config.bins, num_voters=data.num_voters, voter_dim=config.voter_dim)
+
+
+def training_units(kind: str, data: VoteData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """What one training example is: a photo and its mean vote (regression, classification) or one vote
+    with its voter (distribution, voter model). Returns (photo index, target, voter or None)."""
+    if kind in (REGRESSION, CLASSIFICATION):
+        return data.train_items, data.mean_votes(), None
+    return data.vote_items, data.votes, data.vote_voters
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bfloat16 autocast on CUDA when ``enabled``; a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_head(kind: str, data: VoteData, config: Config, seed: int, *, device: torch.device | None = None,
+               checkpoint_path: Path | None = None) -> TrainedHead:
+    """AdamW for ``config.steps`` steps on batches drawn with replacement; resumes from ``checkpoint_path``."""
+    device = device or data.features.device
+    data = data.to(device)
+    torch.manual_seed(seed)
+    model = make_model(kind, data, config).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    items, targets, voters = training_units(kind, data)
+    start, losses = 0, []
+    saved = load_checkpoint(checkpoint_path) if checkpoint_path else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        generator.set_state(saved["generator"])
+        start, losses = saved["step"], saved["losses"]
+    every = max(config.steps // CHECKPOINTS_PER_RUN, 1)
+    model.train()
+    for step in progress(range(start, config.steps), desc=kind, total=config.steps, initial=start):
+        batch = torch.randint(0, len(items), (config.batch_size,), generator=generator, device=device)
+        with autocast(device, config.mixed_precision):
+            loss = model.loss(data.features[items[batch]], targets[batch], None if voters is None else voters[batch])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if step % 50 == 0:
+            losses.append(loss.detach())
+        if checkpoint_path and (step + 1) % every == 0 and step + 1 < config.steps:
+            losses = [float(value) for value in losses]
+            save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                                              "generator": generator.get_state(), "step": step + 1,
+                                              "losses": losses})
+    model.eval()
+    with autocast(device, config.mixed_precision):
+        scores = model.score(data.features[data.test_items], data.standard_voters).float()
+    return TrainedHead(model, scores, [float(value) for value in losses])
+
+
+def head_metrics(scores: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """Pearson r per trait and averaged (``r``), MAE and RMSE of the score against the truth."""
+    r = pearson(scores, truth)
+    error = (scores - truth).float()
+    metrics = {f"r_{k}": float(value) for k, value in enumerate(r)}
+    metrics.update(r=float(r.mean()), mae=float(error.abs().mean()), rmse=float(error.square().mean().sqrt()))
+    return metrics
