@@ -2,11 +2,16 @@
 
     python -m rfy run neural-ode --mode full --seed 1 --resume
     torchrun --nproc_per_node 8 -m rfy run mixmatch --mode full
+    python -m rfy claims mixmatch --seeds 0-9
     python -m rfy bench mixmatch
     python -m rfy data download mnist
     python -m rfy results table
+    python -m rfy results robustness --output book/_generated/robustness_table.md
     python -m rfy notebooks execute notebooks/01_neural_odes.ipynb
     python -m rfy notebooks student notebooks/*.ipynb --output _build/student
+
+Every bad input (an unknown value, a file that cannot be used, a device that is not there) prints
+one line ``error: <what>, <what is allowed or what to do>`` and exits with status 2.
 """
 from __future__ import annotations
 
@@ -14,17 +19,26 @@ import argparse
 import ast
 import os
 import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from rfy import data
 from rfy.chapters import BENCHMARKS, CHAPTER_MODULES, CHAPTER_TITLES, chapter_module
-from rfy.checkpoint import RunState
-from rfy.config import MODES
+from rfy.checkpoint import STATE_FILE, RunState
+from rfy.config import MODES, RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences
 from rfy.distributed import process_rank
-from rfy.errors import ChecksumError, ConfigError, DatasetNotAvailableError
-from rfy.results import make_record, markdown_table, reproduction_rows, results_dir, write_record
-from rfy.runtime import seed_everything, select_device
+from rfy.errors import ChecksumError, ConfigError, CorruptFileError, DatasetNotAvailableError
+from rfy.files import NAME_RULE, check_name, ensure_writable_dir
+from rfy.results import (claim_summary, claims_sweep_table, make_record, markdown_table, preset_records,
+                         read_record, record_path, reproduction_rows, results_dir, robustness_table, write_record)
+from rfy.runtime import MAX_SEED, seed_everything, select_device
+
+#: Errors printed as one ``error:`` line with exit status 2 instead of a traceback.
+USER_ERRORS = (ConfigError, DatasetNotAvailableError, ChecksumError, CorruptFileError)
+RESERVED_FIELDS = {"seed": "--seed", "mode": "--mode", "device": "--device"}
 
 
 def default_workdir() -> Path:
@@ -37,38 +51,185 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"--set takes key=value, got {text!r}")
     key, raw = text.split("=", 1)
+    key = key.strip()
+    if key in RESERVED_FIELDS:
+        raise ConfigError(f"--set {key}=… is not allowed: the {key} is given with {RESERVED_FIELDS[key]}, "
+                          f"e.g. {RESERVED_FIELDS[key]} {raw or '…'}")
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         value = raw
-    return key.strip(), value
+    return key, value
 
 
-def run_chapter(args: argparse.Namespace) -> int:
-    """Run a chapter's experiment; under torchrun every process trains, and rank 0 alone prints and writes the record."""
-    module = chapter_module(args.chapter)
-    overrides = dict(parse_override(item) for item in args.set)
-    config = module.Config.for_mode(args.mode, seed=args.seed, device=args.device, **overrides)
-    run_name = args.name or f"{config.mode}-seed{config.seed}"
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"``, ``"0,3,5"``, ``"3"`` or a mix (``"0-2,7"``) as a sorted list of distinct seeds."""
+    seeds: set[int] = set()
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            low, high = int(first), int(last) if last else int(first)
+            if low > high or low < 0 or high > MAX_SEED:
+                raise ValueError
+            if high - low >= 10_000:
+                raise ConfigError(f"--seeds {text!r} asks for {high - low + 1} seeds; sweep at most 10000 at once")
+            seeds.update(range(low, high + 1))
+    except ValueError:
+        raise ConfigError(f"--seeds must be seeds from 0 to {MAX_SEED} like 0-9, 0,3,5 or 3, got {text!r}") from None
+    return sorted(seeds)
+
+
+@dataclass
+class Folders:
+    """Where a run keeps its checkpoints and writes its record, both checked before it starts."""
+
+    workdir: Path
+    results: Path
+
+
+def check_folders(args: argparse.Namespace) -> Folders:
+    """The work and results folders, each checked to be a writable folder (``RFY_DATA`` too, when set)."""
+    if os.environ.get("RFY_DATA") and Path(os.environ["RFY_DATA"]).expanduser().is_file():
+        raise ConfigError(f"RFY_DATA must be a folder (the dataset cache), but {os.environ['RFY_DATA']} is a file; "
+                          f"point RFY_DATA at a folder")
+    if args.workdir:
+        workdir = ensure_writable_dir(args.workdir, "--workdir")
+    elif os.environ.get("RFY_RUNS"):
+        workdir = ensure_writable_dir(os.environ["RFY_RUNS"], "RFY_RUNS")
+    else:
+        workdir = ensure_writable_dir(default_workdir(), "RFY_DATA" if os.environ.get("RFY_DATA") else "the data cache",
+                                      hint=" (checkpoints go to its runs/ folder), or set RFY_RUNS for checkpoints")
+    if args.results:
+        results = ensure_writable_dir(args.results, "--results")
+    elif os.environ.get("RFY_RESULTS"):
+        results = ensure_writable_dir(os.environ["RFY_RESULTS"], "RFY_RESULTS")
+    else:
+        results = ensure_writable_dir(results_dir(), "the results folder", hint=" with --results or RFY_RESULTS")
+    return Folders(workdir, results)
+
+
+def build_config(module: ModuleType, mode: str, seed: int, device: str, settings: list[str]) -> RunConfig:
+    """The chapter's preset for ``mode`` with the ``--set`` overrides, validated (device availability too)."""
+    overrides = dict(parse_override(item) for item in settings)
+    config = module.Config.for_mode(mode, seed=seed, device=device, **overrides)
+    select_device(config.device)  # a device that is not there fails now, before anything is written
+    return config
+
+
+def execute(slug: str, module: ModuleType, config: RunConfig, run_name: str, folders: Folders, *,
+            resume: bool, quiet: bool = False) -> tuple[Any, Path | None]:
+    """Run the experiment in ``<workdir>/<chapter>/<run name>`` and write its record; ``(record, path)``.
+
+    Under torchrun every process trains, and rank 0 alone prints and writes the record.
+    """
+    check_name("--name", run_name)
     rank = process_rank()
-    workdir = Path(args.workdir or default_workdir()) / args.chapter / (run_name + (f"-rank{rank}" if rank else ""))
-    state = RunState(workdir, resume=args.resume)
-    if not rank:
-        print(f"{CHAPTER_TITLES[args.chapter]}: {config.mode} mode, seed {config.seed}, checkpoints in {workdir}")
+    workdir = folders.workdir / slug / (run_name + (f"-rank{rank}" if rank else ""))
+    if resume and not (workdir / STATE_FILE).exists() and not rank and not quiet:
+        print(f"--resume: no earlier run in {workdir}, so this one starts from the beginning")
+    state = RunState(workdir, resume=resume, config=config)
+    if not rank and not quiet:
+        print(f"{CHAPTER_TITLES[slug]}: {config.mode} mode, seed {config.seed}, checkpoints in {workdir}")
     seed_everything(config.seed)
     metrics = module.run_experiment(config, state)
     if rank:
-        return 0
-    record = make_record(args.chapter, run_name, config, metrics, wall_time_s=state.elapsed_s,
-                         device=select_device(config.device))
-    path = write_record(record, Path(args.results) if args.results else None)
-    for key, value in sorted(record.metrics.items()):
-        print(f"  {key:<40} {value:.6g}")
-    print(f"run record written to {path} ({record.wall_time_s:.0f} s)")
+        return None, None
+    claims_fn = getattr(module, "claims", None)
+    claims = claims_fn(metrics) if claims_fn else []
+    record = make_record(slug, run_name, config, metrics, wall_time_s=state.elapsed_s,
+                         device=select_device(config.device), claims=claims)
+    path = write_record(record, folders.results)
+    if not quiet:
+        for key, value in sorted(record.metrics.items()):
+            print(f"  {key:<40} {value:.6g}")
+        for claim in claims:
+            print(f"  claim: {claim}")
+        print(f"run record written to {path} ({record.wall_time_s:.0f} s)")
+    return record, path
+
+
+def run_chapter(args: argparse.Namespace) -> int:
+    """``rfy run``: one run of a chapter; a config other than the preset is named and marked as such."""
+    module = chapter_module(args.chapter)
+    config = build_config(module, args.mode, args.seed, args.device, args.set)
+    if args.name is not None:
+        check_name("--name", args.name)
+    folders = check_folders(args)
+    differences = config_differences(config.preset().to_dict(), config.to_dict())
+    run_name = args.name or f"{config.mode}-seed{config.seed}" + ("-custom" if differences else "")
+    if differences and not process_rank():
+        print(f"warning: this config differs from the {config.mode} preset ({describe_differences(differences)}); "
+              f"the record {run_name}.json says preset: false, and the reproduction table and the robustness "
+              f"page leave it out", file=sys.stderr)
+    execute(args.chapter, module, config, run_name, folders, resume=args.resume)
     return 0
 
 
+def claims_command(args: argparse.Namespace) -> int:
+    """``rfy claims``: the reduced preset on each seed (one record per seed), then each claim's pass count."""
+    module = chapter_module(args.chapter)
+    if getattr(module, "claims", None) is None:
+        raise ConfigError(f"chapter {args.chapter!r} defines no claims yet; chapters with claims: "
+                          f"{tuple(s for s in CHAPTER_MODULES if hasattr(chapter_module(s), 'claims'))}")
+    seeds = parse_seeds(args.seeds)
+    configs = {seed: build_config(module, "reduced", seed, args.device, []) for seed in seeds}
+    folders = check_folders(args)
+    for seed, config in configs.items():
+        run_name = f"reduced-seed{seed}"
+        path = record_path(args.chapter, run_name, folders.results)
+        if path.exists() and not args.force and _is_preset_record_of(path, config):
+            print(f"seed {seed}: {path} exists with the preset config, skipped (--force runs it again)")
+            continue
+        workdir = folders.workdir / args.chapter / run_name
+        resume = not args.force and _can_resume(workdir, config)
+        print(f"seed {seed}: running{' (resuming)' if resume else ''}, checkpoints in {workdir}", flush=True)
+        try:
+            record, path = execute(args.chapter, module, config, run_name, folders, resume=resume, quiet=True)
+        except CorruptFileError as error:
+            if not resume:
+                raise
+            print(f"warning: {error}; seed {seed} starts over", file=sys.stderr)
+            record, path = execute(args.chapter, module, config, run_name, folders, resume=False, quiet=True)
+        if record is not None:
+            verdicts = ", ".join(f"{c['key']} {'holds' if c['holds'] else 'FAILS'}" for c in record.claims)
+            print(f"seed {seed}: {verdicts or 'no claims'}; record {path}", flush=True)
+    if process_rank():
+        return 0
+    chosen, _ = preset_records(args.chapter, "reduced", folders.results, config_class=module.Config)
+    chosen = [record for record in chosen if record.seed in configs]
+    print(f"\n{CHAPTER_TITLES[args.chapter]}: claims over seeds {args.seeds} (reduced preset)\n")
+    print(claims_sweep_table(claim_summary(chosen, module.claims)), end="")
+    return 0
+
+
+def _is_preset_record_of(path: Path, config: RunConfig) -> bool:
+    """True when the record at ``path`` is of ``config``'s seed and its config is the current preset."""
+    try:
+        record = read_record(path)
+    except CorruptFileError as error:
+        print(f"warning: {error}; running the seed again", file=sys.stderr)
+        return False
+    return record.seed == config.seed and not config_differences(record.config, config.to_dict(),
+                                                                 ignore=RESUMABLE_CHANGES)
+
+
+def _can_resume(workdir: Path, config: RunConfig) -> bool:
+    """True when ``workdir`` holds a readable run state of this config (so a sweep continues where it stopped)."""
+    import json
+
+    try:
+        saved = json.loads((workdir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and isinstance(saved.get("config"), dict) and not config_differences(
+        saved["config"], config.to_dict(), ignore=RESUMABLE_CHANGES)
+
+
 def bench_command(args: argparse.Namespace) -> int:
+    for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{option} must be a positive integer, got {value}")
+    select_device(args.device)
     result = chapter_module(args.chapter).benchmark(device=args.device, steps=args.steps, batch_size=args.batch_size)
     for key, value in result.items():
         print(f"  {key:<16} {value:.4g}" if isinstance(value, float) else f"  {key:<16} {value}")
@@ -85,18 +246,24 @@ def data_command(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise ConfigError(f"'rfy data download' needs a dataset name, one of {tuple(data.REGISTRY)}")
+    data.get_spec(args.name)
+    ensure_writable_dir(data.data_dir(), "RFY_DATA" if os.environ.get("RFY_DATA") else "the dataset cache (RFY_DATA)")
     paths = data.fetch_dataset(args.name)
     print("\n".join(str(path) for path in paths.values()))
     return 0
 
 
 def results_command(args: argparse.Namespace) -> int:
-    rows = [row for slug in CHAPTER_MODULES
-            for row in reproduction_rows(slug, chapter_module(slug).PAPER_NUMBERS, results_dir())]
-    table = markdown_table(rows)
+    if args.action == "robustness":
+        table = robustness_table()
+    else:
+        rows = [row for slug in CHAPTER_MODULES
+                for row in reproduction_rows(slug, chapter_module(slug).PAPER_NUMBERS, results_dir())]
+        table = markdown_table(rows)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(table)
+        from rfy.files import atomic_write_text
+
+        atomic_write_text(Path(args.output), table)
     else:
         print(table, end="")
     return 0
@@ -115,23 +282,46 @@ def notebooks_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_folder_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (checked before the run)")
+    parser.add_argument("--workdir", help="checkpoint folder (default: $RFY_RUNS or <data dir>/runs)")
+    parser.add_argument("--results", help="results folder (default: $RFY_RESULTS, else results/ of the checkout)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rfy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run a chapter's experiment and write a run record")
+    run = commands.add_parser(
+        "run", help="run a chapter's experiment and write a run record",
+        description="Run a chapter's experiment and write results/<chapter>/<run name>.json. A config changed "
+                    "with --set is named <mode>-seed<seed>-custom and marked preset: false, so it never passes "
+                    "for the preset in the reproduction table.")
     run.add_argument("chapter", choices=tuple(CHAPTER_MODULES))
     run.add_argument("--mode", choices=MODES, default="reduced")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    run.add_argument("--seed", type=int, default=0, help=f"0 to {MAX_SEED}")
     run.add_argument("--resume", action="store_true",
-                     help="continue from the last checkpoint (without it the run starts over and clears them)")
+                     help="continue from the last checkpoint; refused when the config differs from the run's "
+                          f"(only {', '.join(RESUMABLE_CHANGES)} may change). Without it the run starts over and "
+                          "deletes the checkpoints it made earlier (nothing else)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config field, e.g. --set epochs=10 (repeatable)")
-    run.add_argument("--name", help="run name (default: <mode>-seed<seed>)")
-    run.add_argument("--workdir", help="checkpoint folder (default: $RFY_RUNS or <data dir>/runs)")
-    run.add_argument("--results", help="results folder (default: $RFY_RESULTS or ./results)")
+                     help="override a config field, e.g. --set epochs=10 or --set hidden=(64,) (repeatable; "
+                          "seed, mode and device have their own options)")
+    run.add_argument("--name", help=f"run name (default: <mode>-seed<seed>[-custom]); {NAME_RULE}")
+    _add_folder_options(run)
     run.set_defaults(handler=run_chapter)
+
+    claims = commands.add_parser(
+        "claims", help="run the reduced preset on several seeds and count where each claim holds",
+        description="For each seed, run the chapter's reduced preset exactly as 'rfy run' does (record "
+                    "results/<chapter>/reduced-seed<s>.json), skipping seeds whose record already exists with the "
+                    "current preset config, and resuming a seed that was interrupted. Then print, for each claim, "
+                    "the seeds passed / seeds run and the median and range of the measured value.")
+    claims.add_argument("chapter", choices=tuple(CHAPTER_MODULES))
+    claims.add_argument("--seeds", default="0-9", help="seeds to run: 0-9, 0,3,5 or 3 (default 0-9)")
+    claims.add_argument("--force", action="store_true", help="run every seed again, even when its record exists")
+    _add_folder_options(claims)
+    claims.set_defaults(handler=claims_command)
 
     bench = commands.add_parser("bench", help="measure a chapter's full-mode training speed on this machine")
     bench.add_argument("chapter", choices=BENCHMARKS)
@@ -145,8 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_parser.add_argument("name", nargs="?")
     data_parser.set_defaults(handler=data_command)
 
-    results = commands.add_parser("results", help="print the reproduction table from results/")
-    results.add_argument("action", choices=("table",))
+    results = commands.add_parser(
+        "results", help="print the reproduction table, or the claims-over-seeds table, from results/",
+        description="table: the paper's numbers beside our preset runs on the same data. robustness: each "
+                    "claim's seeds passed / seeds run, from the preset reduced-mode records, with their commits.")
+    results.add_argument("action", choices=("table", "robustness"))
     results.add_argument("--output", help="write the Markdown table to this file")
     results.set_defaults(handler=results_command)
 
@@ -159,13 +352,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = warnings.showwarning
+    warnings.showwarning = _warning_line
     try:
         return args.handler(args)
-    except (ConfigError, DatasetNotAvailableError, ChecksumError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine said no (disk full, permission): say where, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

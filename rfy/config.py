@@ -7,13 +7,20 @@ values instead of deep inside a training loop.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import types
+import typing
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 from rfy.errors import ConfigError
-from rfy.runtime import DEVICE_CHOICES
+from rfy.runtime import check_device_name, check_seed
 
 MODES = ("reduced", "full")
+#: Fields a resumed run may change (``--resume`` refuses any other difference from the checkpoint):
+#: the device, so a run started on one machine can finish on another.
+RESUMABLE_CHANGES = ("device",)
 
 C = TypeVar("C", bound="RunConfig")
 
@@ -53,9 +60,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
-        check_positive("seed", self.seed, integer=True, allow_zero=True)
-        if str(self.device).split(":")[0] not in DEVICE_CHOICES:
-            raise ConfigError(f"device must be one of {DEVICE_CHOICES} (or 'cuda:N'), got {self.device!r}")
+        check_seed(self.seed)
+        check_device_name(self.device)
+        for name, annotation in _field_types(type(self)).items():
+            value = check_type(name, getattr(self, name), annotation)
+            if value is not getattr(self, name):  # a list given for a tuple field (papermill, JSON)
+                object.__setattr__(self, name, value)
         self.validate()
 
     def validate(self) -> None:
@@ -89,3 +99,137 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field, for run records."""
         return dataclasses.asdict(self)
+
+    def differences(self, other: dict[str, Any], *, ignore: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
+        """Fields whose value in the plain dict ``other`` (a record's or checkpoint's config) differs.
+
+        Returns ``{field: (value in other, value here)}``; a field missing from ``other`` counts as
+        different (``"<missing>"``), and so does a field of ``other`` this class does not have.
+        Tuples compare equal to the lists JSON turns them into.
+        """
+        return config_differences(other, self.to_dict(), ignore=ignore)
+
+    def preset(self: C) -> C:
+        """The chapter's preset for this config's mode, with this seed and device."""
+        return type(self).for_mode(self.mode, seed=self.seed, device=self.device)
+
+    def is_preset(self) -> bool:
+        """True when every field equals the preset of this mode (the seed and device may differ)."""
+        return not self.differences(self.preset().to_dict())
+
+
+MISSING = "<missing>"
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON would give it back: tuples become lists, dict keys strings."""
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    return value
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], *,
+                       ignore: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """``{field: (old value, new value)}`` for every field that differs between two config dicts."""
+    skip = set(ignore)
+    names = (set(old) | set(new)) - skip
+    return {name: (old.get(name, MISSING), new.get(name, MISSING)) for name in sorted(names)
+            if plain(old.get(name, MISSING)) != plain(new.get(name, MISSING))}
+
+
+def describe_differences(differences: dict[str, tuple[Any, Any]]) -> str:
+    """``lr 0.002 -> 0.5, steps 500 -> 10`` for a message."""
+    return ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in differences.items())
+
+
+# Generic checks from the field annotations ---------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotation of every dataclass field of ``cls`` (``{}`` if they cannot be resolved)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that names something not importable: skip the generic checks
+        return {}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name in hints}
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            plural = {bool: "True/False values", int: "integers", float: "finite numbers", str: "strings"}
+            return f"a tuple of {plural.get(args[0], _type_name(args[0]))}, e.g. ({_example(args[0])},)"
+        return f"a tuple ({', '.join(_type_name(a) for a in args)})"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if annotation is type(None):
+        return "None"
+    return {bool: "True or False", int: "an integer", float: "a finite number", str: "a string"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _example(annotation: Any) -> str:
+    return {int: "1", float: "0.5", str: "'a'", bool: "True"}.get(annotation, "…")
+
+
+def check_type(name: str, value: Any, annotation: Any) -> Any:
+    """``value`` checked against the field annotation (bool, int, float, str, tuple[...], X | None).
+
+    Returns the value, with a list turned into a tuple where a tuple is expected. Floats must be
+    finite everywhere (``1e999`` reads as infinity). Other annotations are left to ``validate``.
+    """
+    if not _matches(value, annotation):
+        raise ConfigError(f"{name} must be {_type_name(annotation)}, got {value!r}")
+    if _has_non_finite(value):
+        raise ConfigError(f"{name} must be finite (no NaN or infinity), got {value!r}")
+    return _as_tuples(value, annotation)
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any or isinstance(annotation, (str, TypeVar)):
+        return True
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if annotation is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(item, args[0]) for item in value)
+        if args == ((),) or not args:
+            return not args or len(value) == 0
+        return len(value) == len(args) and all(_matches(item, arg) for item, arg in zip(value, args))
+    return True  # a type the generic check does not know: the chapter's validate() decides
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (tuple, list)):
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
+def _as_tuples(value: Any, annotation: Any) -> Any:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        matching = [arg for arg in args if _matches(value, arg)]
+        return _as_tuples(value, matching[0]) if matching else value
+    if origin is tuple and isinstance(value, (tuple, list)):
+        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        converted = tuple(_as_tuples(item, arg) for item, arg in zip(value, items)) if items else tuple(value)
+        return value if isinstance(value, tuple) and all(a is b for a, b in zip(converted, value)) else converted
+    return value

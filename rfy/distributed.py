@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from rfy.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ProcessGroup:
@@ -27,14 +29,29 @@ class ProcessGroup:
         return self.rank == 0
 
 
+def _environment_int(name: str, default: int, minimum: int) -> int:
+    """The integer in environment variable ``name`` (set by torchrun); ``ConfigError`` if it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigError(f"environment variable {name} must be an integer >= {minimum} (torchrun sets it), "
+                          f"got {raw!r}; unset it for a single process")
+    return value
+
+
 def process_rank() -> int:
     """``RANK`` set by torchrun, 0 in a plain process."""
-    return int(os.environ.get("RANK", "0"))
+    return _environment_int("RANK", 0, 0)
 
 
 def world_size() -> int:
     """``WORLD_SIZE`` set by torchrun, 1 in a plain process."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return _environment_int("WORLD_SIZE", 1, 1)
 
 
 def join_process_group(device: torch.device) -> ProcessGroup:

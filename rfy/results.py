@@ -9,9 +9,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import platform
+import statistics
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +22,9 @@ from typing import Any
 
 import torch
 
+from rfy.config import MODES, config_differences
+from rfy.errors import CorruptFileError
+from rfy.files import atomic_write_text, check_name
 from rfy.runtime import hardware_info
 
 TRACKED_PACKAGES = ("rfy", "torch", "torchdiffeq", "numpy", "scikit-learn", "gymnasium", "stable-baselines3",
@@ -27,7 +33,14 @@ TRACKED_PACKAGES = ("rfy", "torch", "torchdiffeq", "numpy", "scikit-learn", "gym
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One finished run of a chapter's experiment."""
+    """One finished run of a chapter's experiment.
+
+    ``preset`` says whether the config was the chapter's preset for its mode (seed and device
+    aside) when the run was made: the CLI names a record of a modified config ``…-custom`` and
+    stores ``preset: false``, and the reproduction table and the robustness page compare each
+    record's config with the current preset anyway, so a modified run never passes for the preset.
+    ``claims`` holds ``Claim.to_dict()`` of the chapter's claims on these metrics.
+    """
 
     chapter: str
     run: str
@@ -40,13 +53,25 @@ class RunRecord:
     git_commit: str
     finished_at: str
     wall_time_s: float
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    preset: bool | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunRecord:
-        return cls(**json.loads(text))
+        """Parse a record; fields added since (``claims``, ``preset``) take their defaults, unknown ones are ignored."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a run record is a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.name not in data and f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING)
+        if missing:
+            raise ValueError(f"fields {missing} are missing")
+        return cls(**{key: value for key, value in data.items() if key in names})
 
 
 @dataclass(frozen=True)
@@ -77,12 +102,25 @@ def repository_root(start: Path | None = None) -> Path | None:
     return None
 
 
+def package_results_dir() -> Path | None:
+    """``results/`` beside the installed ``rfy`` package (the checkout, for an editable or git install)."""
+    folder = Path(__file__).resolve().parent.parent / "results"
+    return folder if folder.is_dir() else None
+
+
 def results_dir() -> Path:
-    """``RFY_RESULTS`` if set, else ``results/`` of the enclosing checkout, else ``./results``."""
+    """Where run records live.
+
+    ``RFY_RESULTS`` if set; else ``results/`` of the checkout enclosing the working directory; else
+    ``results/`` beside the installed package (so a notebook run from anywhere, e.g. on Colab, finds
+    the book's records); else ``./results``.
+    """
     if os.environ.get("RFY_RESULTS"):
-        return Path(os.environ["RFY_RESULTS"])
+        return Path(os.environ["RFY_RESULTS"]).expanduser()
     root = repository_root()
-    return root / "results" if root else Path.cwd() / "results"
+    if root:
+        return root / "results"
+    return package_results_dir() or Path.cwd() / "results"
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -116,9 +154,11 @@ def library_versions() -> dict[str, str]:
 
 
 def make_record(chapter: str, run: str, config: Any, metrics: dict[str, float], *,
-                wall_time_s: float, device: torch.device | None = None) -> RunRecord:
-    """Collect a ``RunRecord`` for a run that just finished with ``metrics``."""
+                wall_time_s: float, device: torch.device | None = None,
+                claims: list[Any] | None = None) -> RunRecord:
+    """Collect a ``RunRecord`` for a run that just finished with ``metrics`` (and its ``claims``)."""
     config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    preset = config.is_preset() if hasattr(config, "is_preset") else None
     return RunRecord(
         chapter=chapter, run=run, mode=config_dict.get("mode", "unknown"),
         seed=int(config_dict.get("seed", 0)),
@@ -127,21 +167,48 @@ def make_record(chapter: str, run: str, config: Any, metrics: dict[str, float], 
         git_commit=git_commit(),
         finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         wall_time_s=round(float(wall_time_s), 1),
+        claims=[claim.to_dict() if hasattr(claim, "to_dict") else dict(claim) for claim in claims or []],
+        preset=preset,
     )
 
 
+def record_path(chapter: str, run: str, root: Path | None = None) -> Path:
+    """``<root>/<chapter>/<run>.json``; both names must be single safe folder names."""
+    check_name("chapter", chapter)
+    check_name("run name", run)
+    return (root or results_dir()) / chapter / f"{run}.json"
+
+
 def write_record(record: RunRecord, root: Path | None = None) -> Path:
-    """Save ``record`` to ``<root>/<chapter>/<run>.json`` and return the path."""
-    path = (root or results_dir()) / record.chapter / f"{record.run}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(record.to_json() + "\n")
-    return path
+    """Save ``record`` to ``<root>/<chapter>/<run>.json`` atomically and return the path.
+
+    A reader never sees a half-written record: it is written beside its place and renamed.
+    """
+    return atomic_write_text(record_path(record.chapter, record.run, root), record.to_json() + "\n")
+
+
+def read_record(path: Path) -> RunRecord:
+    """The record at ``path``; ``CorruptFileError`` naming the file if it is not one."""
+    try:
+        return RunRecord.from_json(Path(path).read_text())
+    except (OSError, ValueError, TypeError, UnicodeDecodeError) as error:
+        raise CorruptFileError(f"{path} is not a valid run record ({error}); fix or delete it "
+                               f"(run the chapter again to write a new one)") from None
 
 
 def read_records(chapter: str, root: Path | None = None) -> list[RunRecord]:
-    """Every record saved for ``chapter``, oldest first (by finish time)."""
+    """Every readable record saved for ``chapter``, oldest first (by finish time).
+
+    A file that is not a valid record is skipped with a warning naming it, so one bad file
+    cannot break the table or the book build.
+    """
     folder = (root or results_dir()) / chapter
-    records = [RunRecord.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(read_record(path))
+        except CorruptFileError as error:
+            warnings.warn(f"skipped: {error}", stacklevel=2)
     return sorted(records, key=lambda record: record.finished_at)
 
 
@@ -151,48 +218,225 @@ def latest_record(chapter: str, mode: str, root: Path | None = None) -> RunRecor
     return matching[-1] if matching else None
 
 
-def reproduction_rows(chapter: str, numbers: list[PaperNumber],
-                      root: Path | None = None) -> list[dict[str, Any]]:
-    """One row per paper number: the paper's value beside the latest full and reduced runs that measured it.
+# Preset records ---------------------------------------------------------------------------------
 
-    A chapter can record different settings in different runs (CIFAR-10 with 250 or 4000 labels), so
-    each row takes the newest record of each mode that has the row's metric.
+def chapter_config_class(chapter: str) -> type | None:
+    """The ``Config`` class of a registered chapter, or ``None`` for another name."""
+    from rfy.chapters import CHAPTER_MODULES, chapter_module
+
+    return chapter_module(chapter).Config if chapter in CHAPTER_MODULES else None
+
+
+def preset_differences(record: RunRecord, config_class: type | None) -> dict[str, tuple[Any, Any]]:
+    """How ``record``'s config differs from the current preset of its mode (seed and device aside).
+
+    ``{}`` means the record is a preset run. Without a config class, only ``preset: false`` counts.
     """
+    if config_class is None:
+        return {"preset": (False, True)} if record.preset is False else {}
+    if record.mode not in MODES:
+        return {"mode": (record.mode, MODES)}
+    preset = config_class.for_mode(record.mode).to_dict()
+    return config_differences(record.config, preset, ignore=("seed", "device"))
+
+
+def preset_records(chapter: str, mode: str, root: Path | None = None, *, config_class: type | None = None,
+                   records: list[RunRecord] | None = None) -> tuple[list[RunRecord], list[tuple[RunRecord, dict]]]:
+    """The records of ``mode`` whose config is the chapter's preset, one per seed (the newest); and the others.
+
+    Returns ``(preset records sorted by seed, [(record, differences), …] for the rest of that mode)``.
+    """
+    if config_class is None:
+        config_class = chapter_config_class(chapter)
+    records = read_records(chapter, root) if records is None else records
+    chosen: dict[int, RunRecord] = {}
+    others = []
+    for record in records:  # oldest first, so a newer record of a seed replaces an older one
+        if record.mode != mode:
+            continue
+        differences = preset_differences(record, config_class)
+        if differences:
+            others.append((record, differences))
+        else:
+            chosen[record.seed] = record
+    return [chosen[seed] for seed in sorted(chosen)], others
+
+
+# The reproduction table ---------------------------------------------------------------------------
+
+def reproduction_rows(chapter: str, numbers: list[PaperNumber], root: Path | None = None, *,
+                      config_class: type | None = None) -> list[dict[str, Any]]:
+    """One row per paper number: the paper's value beside our preset runs on the same data.
+
+    A row with ``mode="full"`` pairs the paper's value with our full-mode runs (the paper's data);
+    a row with ``mode="reduced"`` has no paper value and shows our reduced runs on our small data.
+    Only records whose config is the current preset of that mode count (seed and device aside);
+    ``left_out`` says how many others there were and which fields differed. ``ours`` is the mean
+    over the seeds' records, ``std`` their standard deviation (``None`` for a single run).
+    """
+    if config_class is None:
+        config_class = chapter_config_class(chapter)
     records = read_records(chapter, root)
+    by_mode = {mode: preset_records(chapter, mode, config_class=config_class, records=records) for mode in MODES}
+    rows = []
+    for number in numbers:
+        mode = number.mode if number.mode in MODES else "full"
+        chosen, others = by_mode[mode]
+        values = [r.metrics[number.metric] for r in chosen if number.metric in r.metrics
+                  and math.isfinite(r.metrics[number.metric])]
+        left_out = [(r, d) for r, d in others if number.metric in r.metrics]
+        rows.append({
+            "chapter": chapter, "quantity": number.quantity, "data": number.data, "mode": mode,
+            "paper": number.paper_value, "citation": number.citation, "decimals": number.decimals,
+            "ours": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None,
+            "runs": len(values), "seeds": [r.seed for r in chosen if number.metric in r.metrics],
+            "note": number.note,
+            "left_out": len(left_out),
+            "left_out_fields": sorted({name for _, d in left_out for name in d}),
+        })
+    return rows
 
-    def latest_value(mode: str, metric: str) -> float | None:
-        values = [r.metrics[metric] for r in records if r.mode == mode and metric in r.metrics]
-        return values[-1] if values else None
 
-    return [{
-        "chapter": chapter,
-        "quantity": number.quantity,
-        "paper": number.paper_value,
-        "citation": number.citation,
-        "full": latest_value("full", number.metric),
-        "reduced": latest_value("reduced", number.metric),
-        "note": number.note,
-    } for number in numbers]
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "not run yet"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def _number(value: float, decimals: int) -> str:
+    text = f"{value:.{decimals}f}"
+    return "0" if text.strip("-0.") == "" else text.replace("-", "−")
 
 
 def markdown_table(rows: list[dict[str, Any]], *, cite: bool = True) -> str:
-    """Render reproduction rows as a Markdown table (missing runs say so instead of a blank).
+    """Render reproduction rows as a Markdown table, notes as numbered footnotes below it.
 
-    With ``cite`` the paper column carries a MyST ``{cite}`` role (for book pages); notebooks,
-    whose outputs are plain Markdown, leave it out.
+    Columns: Chapter | Quantity | Data | Paper | Ours | Runs. *Paper* is "—" where the paper has
+    no number on that data; *Ours* is the mean ± standard deviation over the runs (seeds) of the
+    preset, with the row's ``decimals``, or "not run yet". With ``cite`` the paper's value carries a
+    MyST ``{cite}`` role (for book pages); notebooks, whose outputs are plain Markdown, leave it out.
     """
-    header = "| Chapter | Quantity | Paper | Our full run | Our reduced run | Note |\n|---|---|---|---|---|---|\n"
-    paper = lambda r: _cell(r["paper"]) if r["paper"] is not None else "see note"
-    source = lambda r: f" {{cite}}`{r['citation']}`" if cite else ""
-    body = "".join(
-        f"| {r['chapter']} | {r['quantity']} | {paper(r)}{source(r)} "
-        f"| {_cell(r['full'])} | {_cell(r['reduced'])} | {r['note']} |\n" for r in rows)
-    return header + body
+    notes: list[str] = []
+
+    def mark(text: str) -> str:
+        if not text:
+            return ""
+        if text not in notes:
+            notes.append(text)
+        return str(notes.index(text) + 1).translate(SUPERSCRIPTS)
+
+    lines = ["| Chapter | Quantity | Data | Paper | Ours | Runs |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        digits = int(row.get("decimals", 2))
+        source = f" {{cite}}`{row['citation']}`" if cite and row.get("citation") and row.get("paper") is not None else ""
+        paper = (_number(row["paper"], digits) if row.get("paper") is not None else "—") + source
+        if row.get("ours") is None:
+            ours = "not run yet"
+        elif row.get("std") is not None:
+            ours = f"{_number(row['ours'], digits)} ± {_number(row['std'], digits)}"
+        else:
+            ours = _number(row["ours"], digits)
+        runs = str(row.get("runs", 0) or "—")
+        if row.get("left_out"):
+            runs += mark(f"{row['chapter']}, {row['mode']} mode: {row['left_out']} record(s) left out because "
+                         f"their config differs from the preset ({', '.join(row['left_out_fields'])}).")
+        quantity = row["quantity"] + mark(row.get("note", ""))
+        lines.append(f"| {row['chapter']} | {quantity} | {row.get('data') or '—'} | {paper} | {ours} | {runs} |")
+    footer = "".join(f"\n{index}. {text}" for index, text in enumerate(notes, start=1))
+    explanation = ("\n*Ours*: mean ± standard deviation over our runs of the chapter's preset (one per seed); "
+                   "*Runs*: how many. *Paper*: the paper's value on the same data, — where it reports none.")
+    return "\n".join(lines) + "\n" + explanation + ("\n\nNotes:\n" + footer.lstrip("\n") if notes else "") + "\n"
+
+
+# Claims over seeds -------------------------------------------------------------------------------
+
+def record_claims(record: RunRecord, claims_fn: Any = None) -> list[dict[str, Any]]:
+    """The claims of ``record``: recomputed from its metrics by the chapter's current ``claims``
+    function when that works, else those stored in the record."""
+    if claims_fn is not None:
+        try:
+            return [claim.to_dict() for claim in claims_fn(dict(record.metrics))]
+        except (KeyError, ValueError, TypeError, ZeroDivisionError):
+            pass
+    return list(record.claims)
+
+
+def claim_summary(records: list[RunRecord], claims_fn: Any = None) -> list[dict[str, Any]]:
+    """Per claim (by key, in the chapter's order): statement, threshold, seeds passed / run, median and range."""
+    summary: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for claim in record_claims(record, claims_fn):
+            entry = summary.setdefault(claim["key"], {
+                "key": claim["key"], "statement": claim.get("statement", claim["key"]),
+                "comparison": claim.get("comparison", ">="), "threshold": claim.get("threshold"),
+                "unit": claim.get("unit", ""), "decimals": int(claim.get("decimals", 2)),
+                "values": [], "seeds": [], "failed_seeds": []})
+            entry["values"].append(float(claim["measured"]))
+            entry["seeds"].append(record.seed)
+            if not claim.get("holds", False):
+                entry["failed_seeds"].append(record.seed)
+    for entry in summary.values():
+        finite = [v for v in entry["values"] if math.isfinite(v)]
+        entry["run"] = len(entry["values"])
+        entry["passed"] = entry["run"] - len(entry["failed_seeds"])
+        entry["median"] = statistics.median(finite) if finite else math.nan
+        entry["min"], entry["max"] = (min(finite), max(finite)) if finite else (math.nan, math.nan)
+    return list(summary.values())
+
+
+SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+
+
+def _claim_value(entry: dict[str, Any], value: float) -> str:
+    return "—" if not math.isfinite(value) else _number(value, entry["decimals"]) + entry["unit"]
+
+
+def claims_sweep_table(summary: list[dict[str, Any]], *, chapter: str | None = None) -> str:
+    """Markdown: each claim, its threshold, seeds passed / seeds run (and which failed), median and range."""
+    head = "| Chapter " if chapter else ""
+    lines = [f"{head}| Claim | Threshold | Seeds passed | Median | Range |",
+             "|---" * (6 if chapter else 5) + "|"]
+    for entry in summary:
+        failed = f" (fails on seed {', '.join(map(str, entry['failed_seeds']))})" if entry["failed_seeds"] else ""
+        threshold = (f"{SYMBOLS.get(entry['comparison'], entry['comparison'])} "
+                     f"{_claim_value(entry, float(entry['threshold']))}" if entry["threshold"] is not None else "—")
+        lines.append(f"{f'| {chapter} ' if chapter else ''}| {entry['statement']} | {threshold} "
+                     f"| {entry['passed']}/{entry['run']}{failed} | {_claim_value(entry, entry['median'])} "
+                     f"| {_claim_value(entry, entry['min'])} to {_claim_value(entry, entry['max'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _short_commit(commit: str) -> str:
+    return commit[:10] + ("-dirty" if commit.endswith("-dirty") else "") if commit != "unknown" else commit
+
+
+def robustness_table(root: Path | None = None, chapters: list[str] | None = None) -> str:
+    """The book's "How robust is each claim?" table, from the preset reduced-mode records of every chapter.
+
+    One row per claim: seeds passed / seeds run (naming the seeds it fails on), the median and the
+    range of the measured value; below it, the seeds and the commit(s) the records came from. A
+    chapter without records says how to make them. Only real records count: each config must equal
+    the chapter's current preset (``preset_records``).
+    """
+    from rfy.chapters import CHAPTER_MODULES, CHAPTER_TITLES, chapter_module
+
+    lines = ["| Chapter | Claim | Threshold | Seeds passed | Median | Range |", "|---|---|---|---|---|---|"]
+    provenance = []
+    for slug in chapters or list(CHAPTER_MODULES):
+        module = chapter_module(slug)
+        records, _ = preset_records(slug, "reduced", root, config_class=module.Config)
+        summary = claim_summary(records, getattr(module, "claims", None))
+        if not records:
+            lines.append(f"| {slug} | no seed sweep recorded yet (`python -m rfy claims {slug} --seeds 0-9`) "
+                         f"| — | — | — | — |")
+            continue
+        if not summary:
+            lines.append(f"| {slug} | no claims recorded | — | 0/{len(records)} | — | — |")
+        else:
+            lines.extend(claims_sweep_table(summary, chapter=slug).splitlines()[2:])
+        commits = sorted({_short_commit(r.git_commit) for r in records})
+        seeds = ", ".join(str(r.seed) for r in records)
+        provenance.append(f"- {CHAPTER_TITLES.get(slug, slug)}: seeds {seeds}; "
+                          f"commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}")
+    table = "\n".join(lines) + "\n"
+    if provenance:
+        table += "\nRecords (reduced mode, the chapter's preset):\n\n" + "\n".join(provenance) + "\n"
+    return table

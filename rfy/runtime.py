@@ -7,10 +7,33 @@ import platform
 import random
 from collections.abc import Iterator
 
+import re
+
 import numpy as np
 import torch
 
+from rfy.errors import ConfigError
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:[0-9]+)?)")
+DEVICE_RULE = "auto, cpu, cuda, cuda:N (N = 0, 1, …) or mps"
+#: Seeds are non-negative and below 2**31, so chapters can derive further seeds (``seed + 10_000``)
+#: that every library accepts (scikit-learn and NumPy take at most 2**32 - 1).
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` if it is an integer in ``[0, MAX_SEED]``; ``ConfigError`` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED} (2**31 - 1), got {seed!r}")
+    return seed
+
+
+def check_device_name(device: object) -> str:
+    """``device`` if it is spelled like one of ``DEVICE_RULE`` (whether it exists is checked later)."""
+    if not isinstance(device, (str, torch.device)) or not DEVICE_PATTERN.fullmatch(str(device)):
+        raise ConfigError(f"device must be one of {DEVICE_RULE}, got {device!r}")
+    return str(device)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -18,8 +41,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
     Returns a fresh ``torch.Generator`` seeded with ``seed`` for code that wants its own stream.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -46,12 +69,11 @@ def torch_threads(count: int) -> Iterator[None]:
 def select_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``"auto"`` to CUDA when present (then Apple's MPS), else the CPU.
 
-    An explicit choice that is not available fails with a message instead of later inside torch.
+    An explicit choice that is not available fails with a ``ConfigError`` (a ``ValueError``) that
+    says what to use instead, rather than later inside torch.
     """
-    name = str(device)
+    name = check_device_name(device)
     kind = name.split(":")[0]
-    if kind not in DEVICE_CHOICES:
-        raise ValueError(f"device must be one of {DEVICE_CHOICES} (optionally 'cuda:N'), got {device!r}")
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -59,9 +81,12 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+        raise ConfigError(f"device={name!r} was requested but torch sees no CUDA GPU; use device 'auto' or 'cpu'")
+    if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise ConfigError(f"device={name!r} was requested but torch sees {torch.cuda.device_count()} CUDA GPU(s); "
+                          f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}, 'auto' or 'cpu'")
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device='mps' was requested but this machine has no MPS backend; use 'auto' or 'cpu'")
+        raise ConfigError(f"device={name!r} was requested but this machine has no MPS backend; use 'auto' or 'cpu'")
     return torch.device(name)
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 
 import rfy.neural_ode.experiments as experiments
+from rfy.chapters import chapter_module
 from rfy.cli import main, parse_override
 from rfy.errors import ConfigError
 from test_data import register_hashes_of, tiny_mnist
 
-TINY = ["--set", "epochs=1", "--set", "channels=4", "--set", "cnf_iters=2", "--set", "cnf_width=4",
+TINY = ["--set", "epochs=1", "--set", "channels=4", "--set", "batch_size=512", "--set", "cnf_iters=2", "--set", "cnf_width=4",
         "--set", "latent_iters=2", "--set", "n_spirals=8", "--set", "memory_steps=(1, 2)",
         "--set", "nfe_tolerances=(0.1,)"]
 
@@ -21,6 +22,10 @@ def folders(tmp_path, monkeypatch):
     return tmp_path
 
 
+def experiments_claims(metrics):
+    return chapter_module("neural-ode").claims(metrics)
+
+
 def run(folders, *args):
     return main(["run", "neural-ode", "--workdir", str(folders / "runs"), "--results",
                  str(folders / "results"), *TINY, *args])
@@ -28,8 +33,11 @@ def run(folders, *args):
 
 def test_reduced_run_writes_a_record_and_resume_skips_finished_stages(folders, monkeypatch):
     assert run(folders, "--seed", "3") == 0
-    record = json.loads((folders / "results" / "neural-ode" / "reduced-seed3.json").read_text())
+    # The tiny settings are not the preset, so the record says so in its name and its `preset` field.
+    record = json.loads((folders / "results" / "neural-ode" / "reduced-seed3-custom.json").read_text())
     assert record["seed"] == 3 and record["config"]["epochs"] == 1 and record["mode"] == "reduced"
+    assert record["preset"] is False and {c["key"] for c in record["claims"]} == {
+        c.key for c in experiments_claims(record["metrics"])}
     assert {"odenet_test_error_pct", "cnf_final_test_nll", "latent_ode_extrapolation_rmse",
             "adjoint_gradient_relative_error"} <= set(record["metrics"])
 
@@ -44,7 +52,7 @@ def test_full_mode_runs_on_mnist_files_in_the_cache(folders, monkeypatch):
     register_hashes_of(folders / "data" / "mnist", monkeypatch)
     assert run(folders, "--mode", "full", "--set", "epochs=1", "--set", "solver='rk4'", "--set", "adjoint=False",
                "--set", "cnf_solver='rk4'", "--set", "latent_solver='rk4'", "--set", "lr_milestones=()") == 0
-    record = json.loads((folders / "results" / "neural-ode" / "full-seed0.json").read_text())
+    record = json.loads((folders / "results" / "neural-ode" / "full-seed0-custom.json").read_text())
     assert record["config"]["dataset"] == "mnist" and record["config"]["augment"] is True
 
 
@@ -70,10 +78,14 @@ def test_unknown_chapter_is_rejected(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_bench_prints_the_speed_of_the_full_setting(capsys):
+def test_bench_prints_the_speed_of_the_full_setting(capsys, monkeypatch):
+    import rfy.mixmatch as mixmatch
+
+    real = mixmatch.benchmark  # the WRN-28-2 itself is timed in test_mixmatch; here a small model keeps it fast
+    monkeypatch.setattr(mixmatch, "benchmark", lambda **kwargs: real(**kwargs, warmup=1, model="small-cnn"))
     assert main(["bench", "mixmatch", "--device", "cpu", "--steps", "1", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
-    assert "wrn-28-2" in out and "steps_per_s" in out and "images_per_s" in out
+    assert "small-cnn" in out and "steps_per_s" in out and "images_per_s" in out
     with pytest.raises(SystemExit):
         main(["bench", "neural-ode"])
 

@@ -98,15 +98,87 @@ def test_run_record_round_trip_and_table(tmp_path):
     record = make_record("toy", "full-seed2", config, {"error": 0.5}, wall_time_s=12.34)
     assert record.mode == "full" and record.seed == 2 and record.config["width"] == 64
     assert {"python", "torch"} <= set(record.versions) and record.hardware["cpu_count"] > 0
+    assert record.preset is True and record.claims == []
     path = write_record(record, tmp_path)
     assert json.loads(path.read_text())["metrics"] == {"error": 0.5}
     assert read_records("toy", tmp_path) == [record]
     assert RunRecord.from_json(record.to_json()) == record
     assert latest_record("toy", "reduced", tmp_path) is None
-    rows = reproduction_rows("toy", [PaperNumber("Error", "error", 0.4, "key")], tmp_path)
-    assert rows[0]["full"] == 0.5 and rows[0]["reduced"] is None and rows[0]["paper"] == 0.4
+    rows = reproduction_rows("toy", [PaperNumber("Error", "error", 0.4, "key", data="MNIST")], tmp_path,
+                             config_class=ToyConfig)
+    assert rows[0]["ours"] == 0.5 and rows[0]["runs"] == 1 and rows[0]["paper"] == 0.4
     table = markdown_table(rows)
-    assert "| 0.5 |" in table and "not run yet" in table and "{cite}`key`" in table
+    assert "| toy | Error | MNIST | 0.40 {cite}`key` | 0.50 | 1 |" in table
+
+
+def test_old_records_without_claims_still_load(tmp_path):
+    record = make_record("toy", "full-seed2", ToyConfig.full(seed=2), {"error": 0.5}, wall_time_s=1)
+    old = json.loads(record.to_json())
+    del old["claims"], old["preset"]
+    old["added_later"] = 1
+    assert RunRecord.from_json(json.dumps(old)).claims == []
+
+
+def write_toy(root, seed, mode="reduced", **fields):
+    config = ToyConfig.for_mode(mode, seed=seed, **fields)
+    write_record(make_record("toy", f"{mode}-seed{seed}-{len(fields)}", config,
+                             {"error": 1.0 + seed + 100 * len(fields)}, wall_time_s=1), root)
+
+
+def test_table_counts_only_preset_records_and_says_what_it_left_out(tmp_path):
+    for seed in range(3):
+        write_toy(tmp_path, seed)
+    write_toy(tmp_path, 7, width=3)  # a modified run: must not count
+    numbers = [PaperNumber("Error", "error", None, "key", data="8x8 digits", mode="reduced", decimals=1),
+               PaperNumber("Error", "error", 0.4, "key", data="MNIST")]
+    rows = reproduction_rows("toy", numbers, tmp_path, config_class=ToyConfig)
+    assert rows[0]["runs"] == 3 and rows[0]["ours"] == 2.0 and rows[0]["left_out"] == 1
+    assert rows[0]["left_out_fields"] == ["width"]
+    table = markdown_table(rows, cite=False)
+    assert "| toy | Error | 8x8 digits | — | 2.0 ± 1.0 | 3¹ |" in table
+    assert "| toy | Error | MNIST | 0.40 | not run yet | — |" in table
+    assert "1 record(s) left out because their config differs from the preset (width)" in table
+
+
+def test_old_style_paper_numbers_still_render(tmp_path):
+    rows = reproduction_rows("toy", [PaperNumber("Error", "error", None, "key", note="see the paper")], tmp_path,
+                             config_class=ToyConfig)
+    table = markdown_table(rows)
+    assert "| toy | Error¹ | — | — | not run yet | — |" in table and "1. see the paper" in table
+
+
+def test_a_malformed_record_is_skipped_with_a_warning_naming_it(tmp_path):
+    write_toy(tmp_path, 0)
+    bad = tmp_path / "toy" / "broken.json"
+    bad.write_text("{not json")
+    with pytest.warns(UserWarning, match="broken.json"):
+        assert len(read_records("toy", tmp_path)) == 1
+
+
+def test_claim_summary_counts_seeds_and_spread(tmp_path):
+    from rfy.claims import at_most
+    from rfy.results import claim_summary, claims_sweep_table, preset_records
+
+    for seed in range(4):
+        write_toy(tmp_path, seed)
+    records, _ = preset_records("toy", "reduced", tmp_path, config_class=ToyConfig)
+    summary = claim_summary(records, lambda m: [at_most("small", "error is small", m["error"], 3.5, decimals=1)])
+    assert summary[0]["passed"] == 3 and summary[0]["run"] == 4 and summary[0]["failed_seeds"] == [3]
+    assert summary[0]["median"] == 2.5 and (summary[0]["min"], summary[0]["max"]) == (1.0, 4.0)
+    assert "| error is small | ≤ 3.5 | 3/4 (fails on seed 3) | 2.5 | 1.0 to 4.0 |" in claims_sweep_table(summary)
+
+
+def test_results_dir_falls_back_to_the_package_checkout(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import rfy
+    from rfy.results import results_dir
+
+    monkeypatch.delenv("RFY_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert results_dir() == Path(rfy.__file__).resolve().parent.parent / "results"
+    monkeypatch.setenv("RFY_RESULTS", str(tmp_path / "mine"))
+    assert results_dir() == tmp_path / "mine"
 
 
 def test_random_crop_takes_windows_of_the_padded_image():
@@ -169,3 +241,175 @@ def test_git_commit_is_dirty_for_code_changes_but_not_for_run_records(tmp_path):
     assert not git_commit(tmp_path).endswith("-dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path).endswith("-dirty")
+
+
+# Generic config checks (every chapter gets them from RunConfig) ---------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TypedConfig(RunConfig):
+    flag: bool = False
+    rate: float = 0.5
+    sizes: tuple[int, ...] = (4, 8)
+    pair: tuple[float, float] = (0.1, 0.2)
+    maybe: int | None = None
+    name: str = "a"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"flag": 1}, "flag must be True or False, got 1"),
+    ({"flag": "no"}, "flag must be True or False, got 'no'"),
+    ({"rate": float("inf")}, "rate must be finite"),
+    ({"rate": float("nan")}, "rate must be finite"),
+    ({"rate": "0.1"}, "rate must be a finite number"),
+    ({"sizes": 128}, r"sizes must be a tuple of integers, e.g. \(1,\), got 128"),
+    ({"sizes": (1, 2.5)}, "sizes must be a tuple of integers"),
+    ({"pair": (0.1,)}, "pair must be a tuple"),
+    ({"pair": (0.1, float("inf"))}, "pair must be finite"),
+    ({"maybe": "x"}, "maybe must be an integer or None"),
+    ({"name": 3}, "name must be a string"),
+    ({"device": "cuda:abc"}, "device must be one of auto, cpu, cuda, cuda:N"),
+    ({"seed": 2**64}, "seed must be an integer from 0 to"),
+    ({"seed": True}, "seed must be an integer"),
+])
+def test_generic_type_checks_name_the_field_and_the_allowed_values(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        TypedConfig(**kwargs)
+
+
+def test_lists_become_tuples_and_ints_pass_as_floats():
+    config = TypedConfig(sizes=[1, 2], pair=[1, 2], rate=1, maybe=3, device="cuda:1")
+    assert config.sizes == (1, 2) and config.pair == (1, 2) and config.rate == 1
+    assert config.is_preset() is False and TypedConfig(seed=5, device="cpu").is_preset()
+    assert config.differences(TypedConfig().to_dict(), ignore=("device",)) == {
+        "maybe": (None, 3), "pair": ((0.1, 0.2), (1, 2)), "rate": (0.5, 1), "sizes": ((4, 8), (1, 2))}
+
+
+def test_every_chapter_preset_passes_its_own_checks():
+    from rfy.chapters import CHAPTER_MODULES, chapter_module
+
+    for slug in CHAPTER_MODULES:
+        config_class = chapter_module(slug).Config
+        assert config_class.reduced().is_preset() and config_class.full(seed=3).is_preset()
+
+
+# Checkpoints: only tensors and plain values load ----------------------------------------------------
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_naming_the_file(tmp_path):
+    from rfy.errors import CorruptFileError
+
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
+    torch.save({"model": RunsCode(marker)}, path)
+    with pytest.raises(CorruptFileError, match=f"{path}.*refused unread.*without --resume"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_truncated_checkpoint_names_the_file_and_how_to_start_over(tmp_path):
+    from rfy.errors import CorruptFileError
+
+    path = tmp_path / "stage.pt"
+    save_checkpoint(path, {"x": torch.arange(100)})
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(CorruptFileError, match=f"{path}.*without --resume"):
+        load_checkpoint(path)
+
+
+def test_checkpoints_of_real_training_state_load_with_weights_only(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [2, 4], 0.1)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": rng_state(), "history": [{"step": 1, "error": 0.5}], "epoch": 3, "name": "x"}
+    save_checkpoint(tmp_path / "c.pt", state)
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    scheduler.load_state_dict(loaded["scheduler"])
+    optimizer.load_state_dict(loaded["optimizer"])
+    assert loaded["history"] == state["history"] and loaded["epoch"] == 3
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from rfy.files import atomic_write_text, default_file_mode
+
+    save_checkpoint(tmp_path / "c.pt", {"x": 1})
+    atomic_write_text(tmp_path / "t.json", "{}")
+    for name in ("c.pt", "t.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == default_file_mode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "t.json"]
+
+
+# RunState: config fingerprint, deleting only its own files ------------------------------------------
+
+def test_resume_refuses_a_changed_config_naming_the_fields(tmp_path):
+    RunState(tmp_path / "run", resume=False, config=ToyConfig.reduced(width=4))
+    with pytest.raises(ConfigError, match=r"width 4 -> 5.*only device may change"):
+        RunState(tmp_path / "run", resume=True, config=ToyConfig.reduced(width=5))
+    resumed = RunState(tmp_path / "run", resume=True, config=ToyConfig.reduced(width=4, device="cpu"))
+    assert resumed.config["device"] == "cpu"
+
+
+def test_starting_over_deletes_only_the_files_of_the_run(tmp_path):
+    state = RunState(tmp_path / "run", resume=False)
+    state.stage("one", lambda ckpt: save_checkpoint(ckpt, {"x": 1}) or {"m": 1.0})
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    RunState(tmp_path / "run", resume=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["notes.txt", "state.json"]
+
+
+def test_a_folder_that_is_not_a_run_is_never_cleared(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_text("x")
+    RunState(tmp_path / "photos", resume=False).stage("one", lambda ckpt: {"m": 1.0})
+    RunState(tmp_path / "photos", resume=False)
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["cat.jpg", "state.json"]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "one.pt").write_text("not ours")
+    with pytest.raises(ConfigError, match=r"holds .pt files but no state.json"):
+        RunState(tmp_path / "models", resume=False)
+    assert (tmp_path / "models" / "one.pt").exists()
+
+
+def test_stage_names_must_be_file_names(tmp_path):
+    state = RunState(tmp_path / "run", resume=False)
+    with pytest.raises(ConfigError, match="stage name"):
+        state.stage("../x", lambda ckpt: {})
+
+
+def test_corrupt_state_json_names_the_file_on_resume_and_is_cleared_on_start_over(tmp_path):
+    from rfy.errors import CorruptFileError
+
+    state = RunState(tmp_path / "run", resume=False)
+    state.stage("one", lambda ckpt: save_checkpoint(ckpt, {"x": 1}) or {"m": 1.0})
+    (tmp_path / "run" / "state.json").write_text("{trunc")
+    with pytest.raises(CorruptFileError, match="state.json.*without --resume"):
+        RunState(tmp_path / "run", resume=True)
+    RunState(tmp_path / "run", resume=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["state.json"]
+
+
+def test_starting_over_also_deletes_checkpoints_a_stage_kept_beside_its_own(tmp_path):
+    state = RunState(tmp_path / "run", resume=False)
+
+    def two_models(ckpt):
+        save_checkpoint(state.workdir / "odenet.pt", {"x": 1})
+        save_checkpoint(state.workdir / "resnet6.pt", {"x": 2})
+        raise KeyboardInterrupt  # killed mid-stage
+
+    with pytest.raises(KeyboardInterrupt):
+        state.stage("classifiers", two_models)
+    (tmp_path / "run" / "sub").mkdir()
+    RunState(tmp_path / "run", resume=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["state.json", "sub"]

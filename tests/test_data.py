@@ -305,8 +305,11 @@ def test_registry_checksums_and_urls_are_well_formed() -> None:
     for spec in REGISTRY.values():
         assert spec.files
         for remote in spec.files:
-            assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256), (spec.name, remote.filename)
-            assert remote.urls and all(url.endswith(remote.filename) for url in remote.urls)
+            # "unpublished": no checksum of that file exists anywhere (SCUT-FBP5500); it never matches
+            assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256) or (
+                remote.sha256 == "unpublished" and spec.name == "scut-fbp5500"), (spec.name, remote.filename)
+            assert remote.urls and (spec.name == "scut-fbp5500"  # a Baidu share link with its password
+                                    or all(url.endswith(remote.filename) for url in remote.urls))
             assert remote.size_bytes is None or remote.size_bytes > 0
 
 
@@ -359,3 +362,48 @@ def test_svhn_without_files_offline_names_the_files_and_urls() -> None:
     with pytest.raises(DatasetNotAvailableError, match="train_32x32.mat") as error:
         load_svhn("train", download=False)
     assert "ufldl.stanford.edu" in str(error.value)
+
+
+# Checksums, stale partial downloads, permissions -------------------------------------------------
+
+def test_one_bad_checksum_does_not_hide_the_missing_files(isolated_cache: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_mnist(isolated_cache / "mnist")
+    register_hashes_of(isolated_cache / "mnist", monkeypatch)
+    tampered = isolated_cache / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    tampered.write_bytes(tampered.read_bytes() + b"\0")
+    (isolated_cache / "mnist" / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(ChecksumError) as error:
+        fetch_dataset("mnist", download=False)
+    message = str(error.value)
+    assert str(tampered) in message and "train-images-idx3-ubyte.gz" in message and "1 file(s) are missing" in message
+
+
+def test_a_killed_download_s_partial_file_is_removed_by_the_next_download(tmp_path: Path) -> None:
+    import os
+    import time
+
+    source = write_idx(tmp_path / "labels-idx1-ubyte.gz", random_uint8((9,)))
+    target_dir = tmp_path / "downloads"
+    target_dir.mkdir()
+    stale = target_dir / f".{source.name}.abc123.part"  # what a SIGKILL mid-download leaves
+    stale.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = target_dir / f".{source.name}.def456.part"  # another download, still running
+    fresh.write_bytes(b"busy")
+    fetch_file(remote_for(source), target_dir)
+    assert sorted(p.name for p in target_dir.iterdir()) == sorted([source.name, fresh.name])
+
+
+def test_downloaded_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    source = write_idx(tmp_path / "labels-idx1-ubyte.gz", random_uint8((9,)))
+    old_mask = os.umask(0o022)
+    try:
+        path = fetch_file(remote_for(source), tmp_path / "downloads")
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

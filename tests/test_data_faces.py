@@ -272,6 +272,48 @@ def test_face_datasets_are_registered_with_real_looking_checksums() -> None:
     assert [remote.filename for remote in get_spec("imagenette").files] == ["imagenette2-160.tgz"]
     for spec in REGISTRY.values():
         for remote in spec.files:
-            assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256), (spec.name, remote.filename)
+            # "unpublished": no checksum of that file exists anywhere (SCUT-FBP5500); it never matches
+            assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256) or (
+                remote.sha256 == "unpublished" and spec.name == "scut-fbp5500"), (spec.name, remote.filename)
             assert remote.size_bytes is None or remote.size_bytes > 0
     assert "ImageNet" in get_spec("imagenette").description
+
+
+# Caches are checked, and full mode names every missing dataset -------------------------------------
+
+def test_a_truncated_cache_is_an_error_naming_it(tiny_celeba: Path) -> None:
+    from rfy.errors import CorruptFileError
+
+    load_celeba_faces("train", size=8, limit=2, download=False)
+    path = cache_path("celeba", "faces-train-8px-limit2")
+    path.write_bytes(path.read_bytes()[:64])
+    with pytest.raises(CorruptFileError, match=f"{re.escape(str(path))}.*delete it"):
+        load_celeba_faces("train", size=8, limit=2, download=False)
+
+
+def test_a_wrong_shaped_cache_is_an_error_naming_it(tiny_imagenette: Path) -> None:
+    from rfy.errors import CorruptFileError
+
+    path = cache_path("imagenette", "non-faces-val-8px-all")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"images": torch.zeros(2, 3, 16, 16, dtype=torch.uint8)}, path)
+    with pytest.raises(CorruptFileError, match=r"images are torch.uint8 \(2, 3, 16, 16\), expected uint8 \[N, 3, 8, 8\]"):
+        load_non_faces("val", size=8, download=False)
+    torch.save({"images": torch.zeros(2, 3, 8, 8)}, path)
+    with pytest.raises(CorruptFileError, match=re.escape(str(path))):
+        load_non_faces("val", size=8, download=False)
+
+
+def test_full_mode_debiasing_offline_names_celeba_and_imagenette(isolated_cache: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import rfy.data.download as download
+    from rfy.debiasing import Config, faces
+
+    def offline(url: str):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(download, "open_url", offline)
+    with pytest.raises(DatasetNotAvailableError) as error:
+        faces.load_face_detection_data(Config.full())
+    message = str(error.value)
+    assert "img_align_celeba.zip" in message and "list_attr_celeba.txt" in message
+    assert "imagenette2-160.tgz" in message and str(isolated_cache / "imagenette") in message

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -18,6 +17,7 @@ from typing import IO
 
 from rfy.data.registry import RemoteFile, get_spec
 from rfy.errors import ChecksumError, DatasetNotAvailableError
+from rfy.files import atomic_write, ensure_writable_dir, remove_stale_partials
 from rfy.progress import progress
 
 UrlOpener = Callable[[str], AbstractContextManager[IO[bytes]]]
@@ -80,21 +80,34 @@ def fetch_dataset(name: str, *, download: bool = True,
 
 def _fetch_all(files: Iterable[RemoteFile], directory: Path, dataset: str, download: bool,
                opener: UrlOpener | None) -> dict[str, Path]:
-    """Verified paths for ``files``; raise once, listing all of them, if any stays missing."""
+    """Verified paths for ``files``; raise once, listing every bad and every missing file, if any.
+
+    A wrong checksum does not stop the check of the other files: the error lists them all, so a
+    reader fixes everything in one go. It is a ``ChecksumError`` when some file is corrupt, else a
+    ``DatasetNotAvailableError``.
+    """
     found: dict[str, Path] = {}
     missing: list[tuple[RemoteFile, list[str]]] = []
+    corrupt: list[str] = []
     for remote in files:
         target = directory / remote.filename
         if target.exists():
-            found[remote.filename] = _verified(target, remote)
+            try:
+                found[remote.filename] = _verified(target, remote)
+            except ChecksumError as error:
+                corrupt.append(str(error))
         elif not download:
             missing.append((remote, ["download=False"]))
         else:
+            ensure_writable_dir(directory, f"the dataset folder of {dataset!r} (set RFY_DATA to move the cache)")
             failures = _download(remote, target, opener or open_url)
             if failures:
                 missing.append((remote, failures))
             else:
                 found[remote.filename] = target
+    if corrupt:
+        extra = [_missing_message(dataset, directory, missing)] if missing else []
+        raise ChecksumError("\n".join(corrupt + extra))
     if missing:
         raise DatasetNotAvailableError(_missing_message(dataset, directory, missing))
     return found
@@ -126,19 +139,20 @@ def _download(remote: RemoteFile, target: Path, opener: UrlOpener) -> list[str]:
 
 
 def _download_from(url: str, remote: RemoteFile, target: Path, opener: UrlOpener) -> None:
-    """Stream ``url`` into a temporary file beside ``target``, check its sha256, rename it into place."""
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
-                                         delete=False)
-    partial = Path(handle.name)
-    try:
-        with handle:
-            actual = _stream_and_hash(url, handle, remote, opener)
+    """Stream ``url`` into a temporary file beside ``target``, check its sha256, rename it into place.
+
+    A temporary ``.<name>.*.part`` left by a download that was killed (so it could not clean up) is
+    removed first once nothing has written to it for ten minutes. The file gets ordinary
+    permissions (``0644`` under the usual umask).
+    """
+    remove_stale_partials(target)
+
+    def write(handle: IO[bytes]) -> None:
+        actual = _stream_and_hash(url, handle, remote, opener)
         if actual != remote.sha256:
             raise ChecksumError(f"downloaded sha256 {actual} differs from the expected {remote.sha256}")
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, write)
 
 
 def _stream_and_hash(url: str, sink: IO[bytes], remote: RemoteFile, opener: UrlOpener) -> str:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +20,8 @@ from PIL import Image
 
 from rfy.data.download import dataset_dir, fetch_dataset
 from rfy.data.registry import get_spec
-from rfy.errors import ConfigError
+from rfy.errors import ConfigError, CorruptFileError
+from rfy.files import atomic_write
 from rfy.progress import progress
 
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
@@ -145,7 +144,7 @@ def load_celeba_faces(split: str = "train", *, size: int = 64, limit: int | None
     _check_choice("split", split, tuple(CELEBA_SPLITS))
     _check_size_and_limit(size, limit)
     cached = _cached("celeba", f"faces-{split}-{size}px-{_limit_tag(limit)}", download,
-                     lambda paths: _decode_celeba(paths, split, size, limit))
+                     lambda paths: _decode_celeba(paths, split, size, limit), size, limit)
     return cached["images"], cached["groups"], tuple(cached["group_names"])
 
 
@@ -163,7 +162,8 @@ def load_non_faces(split: str = "train", *, size: int = 64, limit: int | None = 
     _check_choice("split", split, NON_FACE_SPLITS)
     _check_size_and_limit(size, limit)
     cached = _cached("imagenette", f"non-faces-{split}-{size}px-{_limit_tag(limit)}", download,
-                     lambda paths: {"images": _decode_imagenette(paths[IMAGENETTE_ARCHIVE], split, size, limit)})
+                     lambda paths: {"images": _decode_imagenette(paths[IMAGENETTE_ARCHIVE], split, size, limit)},
+                     size, limit)
     return cached["images"]
 
 
@@ -194,27 +194,50 @@ def cache_path(name: str, key: str) -> Path:
     return dataset_dir(name) / f"{key}-{hashlib.sha256(checksums.encode()).hexdigest()[:12]}.pt"
 
 
-def _cached(name: str, key: str, download: bool, decode: Callable[[dict[str, Path]], ImageCache]) -> ImageCache:
-    """The cached tensors ``key`` of dataset ``name``; fetch the files and ``decode`` them on a miss."""
+def _cached(name: str, key: str, download: bool, decode: Callable[[dict[str, Path]], ImageCache],
+            size: int, limit: int | None) -> ImageCache:
+    """The cached tensors ``key`` of dataset ``name``; fetch the files and ``decode`` them on a miss.
+
+    A cache that cannot be read or does not hold what it should (uint8 images ``[N, 3, size,
+    size]`` with at most ``limit`` of them, groups matching) raises ``CorruptFileError`` naming it.
+    """
     path = cache_path(name, key)
     if path.exists():
-        return torch.load(path, weights_only=True)
+        return _checked_cache(path, size, limit)
     contents = decode(fetch_dataset(name, download=download))
     _save_atomically(contents, path)
     return contents
 
 
+def _checked_cache(path: Path, size: int, limit: int | None) -> ImageCache:
+    """The cache at ``path`` after checking its contents' types, shapes and dtypes."""
+    def corrupt(why: str) -> CorruptFileError:
+        return CorruptFileError(f"{path} is not a valid decoded-image cache ({why}); delete it and rfy decodes "
+                                f"the archives again")
+
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise corrupt(str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__) from None
+    images = contents.get("images") if isinstance(contents, dict) else None
+    if not isinstance(images, torch.Tensor):
+        raise corrupt("no 'images' tensor")
+    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
+        raise corrupt(f"images are {images.dtype} {tuple(images.shape)}, expected uint8 [N, 3, {size}, {size}]")
+    if limit is not None and len(images) > limit:
+        raise corrupt(f"{len(images)} images, more than the limit of {limit}")
+    if "groups" in contents:
+        groups = contents["groups"]
+        if not isinstance(groups, torch.Tensor) or groups.dtype != torch.int64 or tuple(groups.shape) != (len(images),):
+            raise corrupt(f"groups must be int64 [{len(images)}]")
+        if tuple(contents.get("group_names", ())) != GROUP_NAMES:
+            raise corrupt(f"group names must be {GROUP_NAMES}")
+    return contents
+
+
 def _save_atomically(contents: ImageCache, path: Path) -> None:
     """``torch.save`` into a temporary file beside ``path``, then rename it into place."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
-    partial = Path(handle.name)
-    try:
-        with handle:
-            torch.save(contents, handle)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(contents, handle))
 
 
 # Decoding ------------------------------------------------------------------------------------------

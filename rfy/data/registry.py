@@ -161,8 +161,42 @@ SVHN = DatasetSpec(
     license_note="Netzer et al., 2011; non-commercial use only.",
 )
 
+CUB_200_2011 = DatasetSpec(
+    name="cub-200-2011",
+    description="Caltech-UCSD Birds-200-2011: 11,788 photographs of 200 bird species, JPEGs with images.txt and "
+                "image_class_labels.txt in one tgz. Metric learning trains on classes 1-100 and tests on 101-200.",
+    files=(
+        # sha256 and size from TensorFlow Datasets' url_checksums/caltech_birds2011.txt (its Google Drive copy);
+        # the Caltech data repository serves the same archive name, checked against the same sha256.
+        RemoteFile("CUB_200_2011.tgz", "0c685df5597a8b24909f6a7c9db6d11e008733779a671760afef78feb49bf081",
+                   ("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
+                    _google_drive("1hbzc_P1FuxMkcabkgn9ZKinBwW683j45", "CUB_200_2011.tgz")), 1150585339),
+    ),
+    homepage="https://www.vision.caltech.edu/datasets/cub_200_2011/",
+    license_note="Wah, Branson, Welinder, Perona & Belongie, Caltech technical report CNS-TR-2011-001; "
+                 "images from Flickr, for non-commercial research use.",
+)
+
+SCUT_FBP5500 = DatasetSpec(
+    name="scut-fbp5500",
+    description="SCUT-FBP5500 v2: 5,500 frontal faces (350x350 JPEGs) rated 1-5 by 60 raters each, the per-rater "
+                "ratings (All_Ratings.xlsx) and the published 5-fold and 60/40 splits, in one zip (about 167 MB).",
+    files=(
+        # No checksum of this archive is published anywhere (TFDS has no SCUT-FBP5500 builder), so none is
+        # pinned: "unpublished" never matches, a download is never trusted blindly, and the chapter's reader
+        # (rfy.voters.scut.read_scut_archive) checks what can be checked instead: a zip holding the ratings
+        # sheet with columns Rater/Filename/Rating, the fold files and the images.
+        RemoteFile("SCUT-FBP5500_v2.1.zip", "unpublished",
+                   (_google_drive("1JbdUHknpiJkgJAnlzDUiXsaxyem3ov-3", "SCUT-FBP5500_v2.1.zip"),
+                    "https://pan.baidu.com/s/1mjfSJLu (password lj07)")),
+    ),
+    homepage="https://github.com/HCIILAB/SCUT-FBP5500-Database-Release",
+    license_note="Liang, Lin, Jin, Xie & Li, 2018 (South China University of Technology); non-commercial research "
+                 "use only.",
+)
+
 REGISTRY: dict[str, DatasetSpec] = {
-    spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10, SVHN, CELEBA, IMAGENETTE)
+    spec.name: spec for spec in (MNIST, FASHION_MNIST, CIFAR10, SVHN, CELEBA, IMAGENETTE, CUB_200_2011, SCUT_FBP5500)
 }
 
 
