@@ -15,7 +15,10 @@ CHAPTER_MODULES = {
     "semi-unsupervised": "rfy.semi_unsupervised",
     "debiasing": "rfy.debiasing",
     "preferences": "rfy.preferences",
+    "randwire": "rfy.randwire",
+    "voters": "rfy.voters",
     "mixmatch": "rfy.mixmatch",
+    "divide-conquer": "rfy.divide_conquer",
 }
 
 CHAPTER_TITLES = {
@@ -23,7 +26,10 @@ CHAPTER_TITLES = {
     "semi-unsupervised": "2. Semi-unsupervised learning (GM-DGM against M2)",
     "debiasing": "3. Debiasing with learned latent structure (DB-VAE)",
     "preferences": "4. Deep reinforcement learning from human preferences",
+    "randwire": "5. Randomly wired neural networks",
+    "voters": "6. Photofeeler-D3: modelling the voters",
     "mixmatch": "7. MixMatch",
+    "divide-conquer": "8. Divide and conquer the embedding space",
 }
 
 BENCHMARKS = ("mixmatch",)  # chapters whose module has ``benchmark(device=…, steps=…, batch_size=…)``
