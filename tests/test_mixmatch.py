@@ -14,9 +14,10 @@ from rfy.checkpoint import RunState
 from rfy.distributed import ProcessGroup
 from rfy.errors import ConfigError
 from rfy.mixmatch import (MIXMATCH, SUPERVISED, Config, InterleavedForward, MixedBatch, Trainer, WeightAverage,
-                          benchmark, frozen_running_stats, guess_labels, interleave_order, labelled_indices,
+                          benchmark, claims, frozen_running_stats, guess_labels, interleave_offsets, interleave_order, labelled_indices,
                           linear_rampup, load_split, make_classifier, mixmatch_batch, mixmatch_loss, mixup,
                           random_cifar_like, run_experiment, sharpen, small_cnn, train, wide_resnet)
+from rfy.mixmatch import LAST_EVALUATIONS, PAPER_NUMBERS, TrainResult, comparison_metrics, run_metrics
 from rfy.mixmatch import data as mixmatch_data
 
 CPU = ProcessGroup(0, 1, torch.device("cpu"))
@@ -59,6 +60,19 @@ def test_label_guess_is_the_mean_softmax_over_views_without_gradient():
     assert torch.allclose(guess, expected.detach(), atol=1e-6)
 
 
+def test_label_guess_runs_each_view_as_its_own_batch_like_the_official_code():
+    torch.manual_seed(0)
+    seen: list[tuple[int, ...]] = []
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).train()
+    views = torch.randn(2, 5, 4) * torch.tensor([1.0, 6.0]).view(2, 1, 1)
+    guess = guess_labels(lambda batch: seen.append(tuple(batch.shape)) or model(batch), views)
+    assert seen == [(5, 4), (5, 4)]  # K calls of B examples, not one of K·B
+    per_view = torch.stack([torch.softmax(model(view), -1) for view in views]).mean(0)
+    joint = torch.softmax(model(views.flatten(0, 1)), -1).view(2, 5, 3).mean(0)
+    assert torch.allclose(guess, per_view.detach(), atol=1e-6)
+    assert not torch.allclose(guess, joint.detach(), atol=1e-3)  # batch norm tells the two apart
+
+
 def test_mixmatch_batch_layout_and_the_no_mixup_ablation():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
@@ -83,21 +97,33 @@ def test_loss_terms_match_their_definitions():
     assert linear_rampup(0, 0) == 1.0
 
 
-def test_ema_update_matches_its_formula():
+def test_ema_averages_parameters_and_copies_batch_norm_statistics():
+    torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
     average = WeightAverage(model)
-    before = {k: v.clone() for k, v in average.model.state_dict().items()}
+    before = {name: p.detach().clone() for name, p in average.model.named_parameters()}
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(1.0)
-    model.train()(torch.randn(8, 3))
+    model.train()(torch.randn(8, 3) * 4 + 2)  # changes the online running statistics
     average.update(0.9)
-    current = model.state_dict()
-    for key, value in average.model.state_dict().items():
-        if value.is_floating_point():
-            assert torch.allclose(value, 0.9 * before[key] + 0.1 * current[key], atol=1e-6), key
-        else:
-            assert torch.equal(value, current[key])
+    for name, value in average.model.named_parameters():
+        expected = 0.9 * before[name] + 0.1 * dict(model.named_parameters())[name]
+        assert torch.allclose(value, expected, atol=1e-6), name
+    for (name, value), online in zip(average.model.named_buffers(), model.buffers()):
+        assert torch.equal(value, online), name  # running mean, variance and the batch count: the online ones
+    assert not torch.equal(average.model[1].running_mean, torch.zeros(2))
+
+
+def test_trainer_evaluates_the_average_with_the_online_statistics():
+    config = Config(labels_per_class=2, batch_size=8)
+    trainer = Trainer(load_split(config, seed=0), config, MIXMATCH, 0, group=CPU)
+    for step in range(2):
+        trainer.step(step)
+    for average, online in zip(trainer.average.model.buffers(), trainer.classifier.buffers()):
+        assert torch.equal(average, online)
+    parameters = zip(trainer.average.model.parameters(), trainer.classifier.parameters())
+    assert any(not torch.equal(average, online) for average, online in parameters)
 
 
 def test_augmentations_keep_shape_and_dtype_and_are_reproducible_by_seed():
@@ -117,11 +143,32 @@ def test_augmentations_keep_shape_and_dtype_and_are_reproducible_by_seed():
     assert not torch.equal(augmented, data.augment(images))
 
 
-def test_interleaving_is_its_own_inverse_and_spreads_the_labelled_chunk():
-    order = interleave_order(10, 3)
-    assert torch.equal(order[order], torch.arange(30))
-    chunks = order.view(3, 10)
-    assert all(bool((chunk < 10).any()) for chunk in chunks)
+def official_interleave(chunks: list[torch.Tensor], batch: int) -> list[torch.Tensor]:
+    """``interleave`` of the official MixMatch code (libml/layers.py), transcribed to torch."""
+    nu = len(chunks) - 1
+    groups = [batch // (nu + 1)] * (nu + 1)
+    for x in range(batch - sum(groups)):
+        groups[-x - 1] += 1
+    offsets = [0]
+    for g in groups:
+        offsets.append(offsets[-1] + g)
+    pieces = [[v[offsets[p]:offsets[p + 1]] for p in range(nu + 1)] for v in chunks]
+    for i in range(1, nu + 1):
+        pieces[0][i], pieces[i][i] = pieces[i][i], pieces[0][i]
+    return [torch.cat(v) for v in pieces]
+
+
+@pytest.mark.parametrize("batch_size, num_batches", [(32, 3), (10, 3), (64, 3), (7, 4), (5, 2)])
+def test_interleaving_matches_the_official_code_and_is_its_own_inverse(batch_size, num_batches):
+    order = interleave_order(batch_size, num_batches)
+    rows = torch.arange(batch_size * num_batches)
+    assert torch.equal(order[order], rows)
+    expected = torch.cat(official_interleave(list(rows.split(batch_size)), batch_size))
+    assert torch.equal(rows[order], expected)
+    assert all(bool((chunk < batch_size).any()) for chunk in order.view(num_batches, batch_size))
+    offsets = interleave_offsets(batch_size, num_batches)
+    assert offsets[0] == 0 and offsets[-1] == batch_size and len(offsets) == num_batches + 1
+    assert interleave_offsets(32, 3) == [0, 10, 21, 32]  # the leftover rows go to the last slices
 
 
 def test_only_the_first_chunk_updates_batch_norm_statistics():
@@ -238,6 +285,57 @@ def test_benchmark_reports_speed():
     assert result["steps_per_s"] > 0 and result["images_per_s"] == pytest.approx(12 * result["steps_per_s"])
 
 
+def history(errors: list[float]) -> TrainResult:
+    return TrainResult(nn.Identity(), [{"step": 10 * (i + 1), "seconds": float(i), "error": e, "loss": 0.0}
+                                       for i, e in enumerate(errors)], train_seconds=1.0, steps=10 * len(errors))
+
+
+def test_the_reported_paper_statistic_is_the_median_of_the_last_20_evaluations():
+    errors = [90.0 - i for i in range(30)]  # 90, 89, …, 61: the last 20 are 80 … 61
+    metrics = run_metrics(history(errors), target_errors=(70.0,))
+    assert LAST_EVALUATIONS == 20
+    assert metrics["error_median_last"] == pytest.approx(70.5) and metrics["error"] == 61.0
+    assert metrics["seconds_to_error_70"] == 20.0
+    config = Config.full(labels_per_class=25, methods=(MIXMATCH,), repeats=2)
+    per_run = {(MIXMATCH, 0): metrics, (MIXMATCH, 1): run_metrics(history([50.0] * 20 + [10.0] * 5), (70.0,))}
+    flat = comparison_metrics(config, per_run)
+    assert flat["cifar-10_250_mixmatch_error_median_last"] == pytest.approx((70.5 + 50.0) / 2)
+    assert flat["cifar-10_250_mixmatch_error"] == pytest.approx((61.0 + 10.0) / 2)  # the final errors
+    for number in PAPER_NUMBERS:  # the rows beside the paper's numbers read the paper's statistic
+        assert number.metric.endswith("_error_median_last")
+        assert (number.mode == "full") == (number.paper_value is not None)
+    assert "cifar-10_250_mixmatch_error_median_last" in {n.metric for n in PAPER_NUMBERS}
+
+
+def test_reduced_mode_takes_its_paper_statistic_after_the_ramp():
+    config = Config()
+    first_of_last_20 = config.steps - (LAST_EVALUATIONS - 1) * config.eval_every
+    assert config.steps // config.eval_every >= 2 * LAST_EVALUATIONS and first_of_last_20 > config.rampup_steps
+    full = Config.full()
+    assert full.eval_every == 1024 and full.steps // full.eval_every == 1024
+
+
+def digits_metrics(supervised=(20.0, 2.0), mixmatch=(6.0, 1.0), unsharpened=(9.0, 1.0)) -> dict[str, float]:
+    metrics = {}
+    for method, (mean, std) in {"supervised": supervised, "mixmatch": mixmatch,
+                                "mixmatch-no-sharpening": unsharpened}.items():
+        metrics[f"digits_50_{method}_error_median_last"], metrics[f"digits_50_{method}_error_median_last_std"] = mean, std
+    return metrics
+
+
+def test_claims_measure_the_gap_in_standard_deviations_and_the_ablation():
+    found = {claim.key: claim for claim in claims(digits_metrics())}
+    assert set(found) == {"mixmatch-beats-supervised", "sharpening-helps"}
+    assert found["mixmatch-beats-supervised"].measured == pytest.approx(7.0) and found["mixmatch-beats-supervised"].holds
+    assert found["sharpening-helps"].measured == pytest.approx(3.0) and found["sharpening-helps"].holds
+    weak = {claim.key: claim for claim in claims(digits_metrics(supervised=(10.0, 3.0), unsharpened=(7.5, 1.0)))}
+    assert not weak["mixmatch-beats-supervised"].holds and not weak["sharpening-helps"].holds
+    assert all(claim.why and claim.statement for claim in found.values())
+    full = claims({"cifar-10_250_mixmatch_error_median_last": 12.0, "cifar-10_250_mixmatch_error_median_last_std": 0.0})
+    assert [claim.key for claim in full] == ["cifar-10-250-error"] and full[0].holds
+    assert claims({"unrelated": 1.0}) == []
+
+
 DDP_SCRIPT = """
 import sys, torch
 from rfy.distributed import join_process_group
@@ -279,7 +377,7 @@ def test_torchrun_cli_run_writes_one_record_from_rank_zero(tmp_path):
                         "--set", "methods=('mixmatch',)", "--set", "repeats=1",
                         "--workdir", str(tmp_path / "runs"), "--results", str(tmp_path / "results"))
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert [path.name for path in (tmp_path / "results" / "mixmatch").iterdir()] == ["reduced-seed0.json"]
+    assert [path.name for path in (tmp_path / "results" / "mixmatch").iterdir()] == ["reduced-seed0-custom.json"]
     assert sorted(path.name for path in (tmp_path / "runs" / "mixmatch").iterdir()) == \
-        ["reduced-seed0", "reduced-seed0-rank1"]
+        ["reduced-seed0-custom", "reduced-seed0-custom-rank1"]
     assert finished.stdout.count("run record written") == 1

@@ -31,11 +31,12 @@ def sharpen(probabilities: torch.Tensor, temperature: float) -> torch.Tensor:
 def guess_labels(classify: Callable[[torch.Tensor], torch.Tensor], views: torch.Tensor) -> torch.Tensor:
     """q̄_b = (1/K) Σ_k p_model(y | û_{b,k}): the mean softmax over the K views ``views`` [K, B, …].
 
-    All K·B views go through ``classify`` in one batch; the result [B, classes] carries no gradient.
+    Each view goes through ``classify`` as its own batch of B, as in the official code, so a
+    batch-norm layer in training mode normalises every view with that view's batch statistics.
+    The result [B, classes] carries no gradient.
     """
-    num_views, batch = views.shape[:2]
-    logits = classify(views.flatten(0, 1)).float()
-    return torch.softmax(logits, dim=-1).view(num_views, batch, -1).mean(dim=0)
+    logits = torch.stack([classify(view) for view in views]).float()
+    return torch.softmax(logits, dim=-1).mean(dim=0)
 
 
 def mixup(inputs: torch.Tensor, targets: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,15 +105,31 @@ def linear_rampup(step: int, rampup_steps: int) -> float:
     return 1.0 if rampup_steps == 0 else min(step / rampup_steps, 1.0)
 
 
+def interleave_offsets(batch_size: int, num_batches: int) -> list[int]:
+    """Where the slices of a chunk start and end: ``num_batches`` slices of ⌊B/n⌋ rows, the last ones one longer.
+
+    The official code's ``interleave_offsets``: the B mod n rows left over go one each to the last
+    slices, e.g. B = 32, n = 3 gives slices of 10, 11 and 11 rows, offsets [0, 10, 21, 32].
+    """
+    sizes = [batch_size // num_batches] * num_batches
+    for extra in range(batch_size - sum(sizes)):
+        sizes[-extra - 1] += 1
+    offsets = [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
+    return offsets
+
+
 def interleave_order(batch_size: int, num_batches: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The permutation of ``num_batches·batch_size`` rows that gives every chunk a share of chunk 0.
 
     MixMatch forwards the mixed batch in ``num_batches`` chunks of ``batch_size`` and lets only the
     first update the batch-norm running statistics. Chunk 0 holds the labelled examples; swapping
-    its i-th slice with the i-th slice of chunk i makes each chunk a cross-section of the whole
-    batch, so its batch statistics are representative. The swap is its own inverse.
+    its i-th slice (``interleave_offsets``) with the i-th slice of chunk i makes each chunk a
+    cross-section of the whole batch, so its batch statistics are representative. The swap is its
+    own inverse.
     """
-    bounds = torch.linspace(0, batch_size, num_batches + 1).round().long().tolist()
+    bounds = interleave_offsets(batch_size, num_batches)
     order = torch.arange(num_batches * batch_size, device=device).view(num_batches, batch_size)
     swapped = order.clone()
     for chunk in range(1, num_batches):

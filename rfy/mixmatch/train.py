@@ -65,22 +65,24 @@ class InterleavedForward(nn.Module):
 
 
 class WeightAverage:
-    """An exponential moving average of a model: θ̄ ← δ·θ̄ + (1 − δ)·θ after every step.
+    """An exponential moving average of a model's parameters: θ̄ ← δ·θ̄ + (1 − δ)·θ after every step.
 
-    Parameters and floating-point buffers (batch-norm statistics) are averaged, integer buffers copied.
+    As in the official code, only the trainable parameters are averaged; the buffers (batch-norm
+    running statistics) are copied from the online model, so the averaged weights are evaluated
+    with the online model's statistics. (Averaging the statistics too gives statistics that fit
+    none of the weights they are used with.)
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        average, current = self.model.state_dict(), model.state_dict()
-        self._floats = [(average[key], value) for key, value in current.items() if value.is_floating_point()]
-        self._others = [(average[key], value) for key, value in current.items() if not value.is_floating_point()]
+        self._parameters = (list(self.model.parameters()), list(model.parameters()))
+        self._buffers = list(zip(self.model.buffers(), model.buffers()))
 
     @torch.no_grad()
     def update(self, decay: float) -> None:
-        averages, values = zip(*self._floats)
-        torch._foreach_lerp_(list(averages), list(values), 1.0 - decay)
-        for average, value in self._others:
+        averages, values = self._parameters
+        torch._foreach_lerp_(averages, values, 1.0 - decay)
+        for average, value in self._buffers:
             average.copy_(value)
 
 
