@@ -1,0 +1,95 @@
+"""Chapter 5: Exploring randomly wired neural networks for image recognition (Xie, Kirillov, Girshick & He,
+ICCV 2019).
+
+Hand-designed networks (ResNet, DenseNet) and neural architecture search both fix how layers are
+wired: by hand, or by a controller that picks from a hand-designed menu. The paper instead defines a
+*network generator*: a classical random-graph model (Erdős–Rényi, Barabási–Albert, Watts–Strogatz)
+plus one fixed rule that turns any sampled graph into a network (orient edges by node index, every
+node a weighted sum → ReLU → separable convolution → batch norm). Then it studies the *distribution*
+of networks a generator produces: random instances are all competitive with hand-designed ones and
+differ little among themselves. The package has:
+
+* ``erdos_renyi``, ``barabasi_albert``, ``watts_strogatz``, ``chain``, ``to_dag``, ``DAG``, ``GraphSpec``,
+  ``parse_generator``, ``stage_graphs``: the generators with the paper's node order, and the DAG mapping;
+* ``aggregation_weights``, ``RandomStage``, ``RandWireNet``, ``removed``: the node operation, one stage
+  computed level by level (a level of the DAG is one grouped convolution), the small regime, and
+  node/edge removal without retraining;
+* ``resnet``, ``flop_matched_resnet``, ``count_flops``: the hand-designed baseline at equal FLOPs;
+* ``load_data``, ``train_network``, ``evaluate_accuracy``: data on the device and the training loop
+  (SGD, cosine schedule, bf16 on CUDA, DDP under torchrun, checkpoints);
+* ``run_study``, ``run_experiment``, ``claims``: generators × graph seeds, the baselines, the removal study.
+"""
+from __future__ import annotations
+
+from rfy.claims import Claim, at_least, at_most
+from rfy.randwire.config import DATASETS, Config
+from rfy.randwire.experiments import (RESNET, Study, build_network, build_randwire, generator_slug, graph_seed,
+                                      instances, network_key, network_list, removal_study, run_experiment,
+                                      run_study, spearman, train_one)
+from rfy.randwire.graphs import (DAG, GraphSpec, barabasi_albert, chain, erdos_renyi, parse_generator, stage_graphs,
+                                 to_dag, watts_strogatz)
+from rfy.randwire.network import (RandomStage, RandWireNet, aggregation_weights, count_flops, flop_matched_resnet,
+                                  removed, resnet, stage_widths, triplet)
+from rfy.randwire.train import (DATASET_LOADERS, ImageData, TrainResult, cosine_lr, load_data, evaluate_accuracy,
+                                train_network)
+from rfy.results import PaperNumber
+
+PAPER_NUMBERS = [
+    PaperNumber("ImageNet, small regime: RandWire-WS(4, 0.75) top-1 accuracy (%)", "imagenet_ws-4-0.75_accuracy_mean",
+                74.7, "xie2019exploring", "mean of 5 random instances (± 0.25); 583M FLOPs, 5.6M parameters; our "
+                "full mode trains on CIFAR-10 instead, so no run of ours pairs with this row",
+                higher_is_better=True, data="ImageNet", mode="full", decimals=1),
+    PaperNumber("CIFAR-10: RandWire-WS(4, 0.75) test accuracy (%), mean of 3 graphs",
+                "cifar-10_ws-4-0.75_accuracy_mean", None, "xie2019exploring",
+                "full mode; the paper has no CIFAR-10 number (re-implementations report 93.6-94.2%)",
+                higher_is_better=True, data="CIFAR-10", mode="full", decimals=1),
+    PaperNumber("CIFAR-10: FLOP-matched ResNet test accuracy (%)", "cifar-10_resnet_accuracy_mean", None,
+                "xie2019exploring", "full mode; our hand-designed baseline", higher_is_better=True,
+                data="CIFAR-10", mode="full", decimals=1),
+    PaperNumber("Digits: RandWire-WS(4, 0.75) test accuracy (%), mean of 3 graphs", "digits_ws-4-0.75_accuracy_mean",
+                None, "xie2019exploring", "reduced mode only", higher_is_better=True, data="8×8 digits",
+                mode="reduced", decimals=1),
+    PaperNumber("Digits: chain baseline test accuracy (%)", "digits_chain_accuracy_mean", None, "xie2019exploring",
+                "reduced mode only", higher_is_better=True, data="8×8 digits", mode="reduced", decimals=1),
+]
+
+
+def claims(metrics: dict[str, float]) -> list[Claim]:
+    """What the chapter asserts, computed from the metrics of ``run_experiment`` alone."""
+    prefix = next(iter(metrics), "digits").split("_")[0]  # the dataset: "digits" or "cifar-10"
+    m = lambda name: metrics.get(f"{prefix}_{name}", float("nan"))  # a missing measurement never holds
+    found = [
+        at_least("every-graph-trains",
+                 "Every sampled network (ER, BA, WS, every graph seed) reaches this test accuracy",
+                 m("generators_accuracy_min"), 80.0, unit="%", decimals=1,
+                 why="the weakest of the nine sampled networks scored 84.7-91.3% on seeds 0-9; 80% leaves room for "
+                     "an unlucky graph and still rules out a failed training run"),
+        at_most("spread-small-against-gap",
+                "Widest accuracy range among one generator's graphs, as a share of the generators' lead over the chain",
+                m("range_over_gap"), 0.3, decimals=2,
+                why="measured 0.06-0.17 on seeds 0-9: the instances of a generator agree to within a few points "
+                    "while the chain trails by tens; 0.3 still means the spread is small against the gap"),
+        at_least("node-damage-grows-with-out-degree",
+                 "Spearman correlation of a removed node's output degree with the accuracy lost (mean of 3 networks)",
+                 m("node_removal_spearman_out_degree"), 0.15, decimals=2,
+                 why="measured 0.26-0.43 on seeds 0-9; 0.15 asks for a clear positive trend, not for its strength"),
+        at_most("edge-damage-shrinks-with-target-in-degree",
+                "Spearman correlation of an edge's target in-degree with the accuracy lost (mean of 3 networks)",
+                m("edge_removal_spearman_target_in_degree"), -0.05, decimals=2,
+                why="measured -0.34 to -0.10 on seeds 0-9; below -0.05 says a node with more inputs loses less "
+                    "when one of them is cut, beyond rank noise"),
+    ]
+    # The spread claim compares with the chain (the weak baseline of reduced mode); full mode has a ResNet instead.
+    return [claim for claim in found
+            if claim.key != "spread-small-against-gap" or f"{prefix}_chain_accuracy_mean" in metrics]
+
+
+__all__ = [
+    "Config", "DATASETS", "PAPER_NUMBERS", "claims", "run_experiment", "run_study", "Study", "train_one",
+    "removal_study", "build_network", "build_randwire", "network_list", "network_key", "generator_slug",
+    "graph_seed", "instances", "spearman", "RESNET",
+    "DAG", "GraphSpec", "erdos_renyi", "barabasi_albert", "watts_strogatz", "chain", "to_dag", "parse_generator",
+    "stage_graphs", "aggregation_weights", "RandomStage", "RandWireNet", "removed", "triplet", "stage_widths",
+    "resnet", "flop_matched_resnet", "count_flops", "ImageData", "DATASET_LOADERS", "load_data", "TrainResult",
+    "train_network", "evaluate_accuracy", "cosine_lr",
+]
