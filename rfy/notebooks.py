@@ -88,3 +88,76 @@ def show_claims(claims: list) -> None:
     from rfy.claims import claims_markdown
 
     display(Markdown(claims_markdown(claims)))
+
+
+INSTALL_TAG = "rfy-install"
+INSTALL_NOTE = (
+    "**Run this page yourself.** On Colab or Binder (the rocket icon above) or in any fresh Python, the "
+    "next cell installs `rfy`, the package that holds this chapter's code, from the book's repository at "
+    "the release this page was built from; where `rfy` is already installed (`make lab`) it does nothing. "
+    "Colab already has PyTorch; pick a GPU runtime for `mode = \"full\"`. {doc}`../book/running` has the "
+    "other ways to run it.")
+
+
+def install_cell_source(repository: str, ref: str, extras: str = "") -> str:
+    """The code of every chapter's install cell, for the repository and pinned ref of ``_config.yml``.
+
+    The cell clones the repository at ``ref`` and installs it in editable mode, so the run records
+    under ``results/`` sit beside the package, where the chapter tables look for them. ``extras``
+    names optional dependencies a chapter's full mode needs (``"mujoco"`` for chapter 4). On failure
+    the cell says what to do instead of leaving an ``ImportError`` three cells later.
+    """
+    target = f'f"{{folder}}[{extras}]"' if extras else "str(folder)"
+    return f'''# Install rfy (this book's package) when it is missing: Colab, Binder or a fresh environment.
+RFY_REPOSITORY, RFY_REF = "{repository}", "{ref}"
+import importlib.util, pathlib, subprocess, sys
+if importlib.util.find_spec("rfy") is None:
+    folder = pathlib.Path.home() / "rfy"
+    clone = ["git", "clone", "--quiet", "--depth", "1", "--branch", RFY_REF, RFY_REPOSITORY, str(folder)]
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "-e", {target}]
+    for step in ([] if folder.exists() else [clone]) + [install]:
+        if subprocess.run(step).returncode != 0:
+            raise RuntimeError(
+                f"Could not install rfy from {{RFY_REPOSITORY}} at {{RFY_REF}} ({{step[0]}} failed). Check that this "
+                "runtime has internet access and run this cell again. Without internet: upload the repository as a "
+                "zip, unpack it to ~/rfy and run this cell again; see the book's page 'Running the notebooks'.")
+    sys.path.insert(0, str(folder))  # the running kernel sees the editable install without a restart'''
+
+
+def sync_install_cell(notebook: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
+    """Put the install note and cell right after the title cell, replacing any earlier install cell."""
+    cells = [cell for cell in notebook.cells
+             if INSTALL_TAG not in cell.metadata.get("tags", [])
+             and not (cell.cell_type == "code" and "find_spec(\"rfy\")" in cell.source)]
+    note = nbformat.v4.new_markdown_cell(INSTALL_NOTE, metadata={"tags": [INSTALL_TAG]})
+    code = nbformat.v4.new_code_cell(source, metadata={"tags": [INSTALL_TAG]})
+    title = next(i for i, cell in enumerate(cells) if cell.cell_type == "markdown")
+    notebook.cells = cells[:title + 1] + [note, code] + cells[title + 1:]
+    return notebook
+
+
+#: Optional dependencies a chapter's full mode needs, by notebook name.
+NOTEBOOK_EXTRAS = {"04_preferences": "mujoco"}
+
+
+def book_repository(config_path: Path) -> tuple[str, str]:
+    """The repository URL and pinned ref named once in the book's ``_config.yml``."""
+    import yaml
+
+    repository = yaml.safe_load(config_path.read_text())["repository"]
+    return repository["url"], repository["branch"]
+
+
+def sync_install_cells(paths: list[Path], config_path: Path) -> list[Path]:
+    """Rewrite each notebook's install cell from ``_config.yml``; return the notebooks that changed."""
+    url, ref = book_repository(config_path)
+    changed = []
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        before = [cell.source for cell in notebook.cells]
+        source = install_cell_source(url, ref, NOTEBOOK_EXTRAS.get(path.stem, ""))
+        sync_install_cell(notebook, source)
+        if [cell.source for cell in notebook.cells] != before:
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed
