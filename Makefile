@@ -3,14 +3,19 @@
 #   make test   - create .venv, install, run the unit tests and nbval on the notebooks
 #   make lab    - JupyterLab with rfy importable
 #   make student - copies of the notebooks without outputs or exercise solutions, in _build/student
+#   make html   - render _build/html from the notebooks' stored outputs (no execution)
+#   make check-book - open every built page in headless Chromium and fail on what a reader would see broken
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 TABLE := book/_generated/reproduction_table.md
+ROBUSTNESS := book/_generated/robustness_table.md
 
-.PHONY: install book html notebooks table test unit nbval lab student lock clean
+MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
+
+.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +31,24 @@ notebooks: $(STAMP)
 
 table: $(STAMP)
 	$(BIN)/python -m rfy results table --output $(TABLE)
+	$(BIN)/python -m rfy results robustness --output $(ROBUSTNESS)
 
-html: $(STAMP) table
+# MathJax 3 is served from the book itself, so equations render offline: the npm registry's
+# package (npm checks its integrity; we check the tarball's sha256 too), its es5 bundle unpacked.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+$(MATHJAX):
+	rm -rf _mathjax && mkdir -p _mathjax/pack
+	cd _mathjax/pack && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
+	echo "$(MATHJAX_SHA256)  _mathjax/pack/mathjax-$(MATHJAX_VERSION).tgz" | sha256sum --check --quiet
+	tar -xzf _mathjax/pack/mathjax-$(MATHJAX_VERSION).tgz -C _mathjax/pack package/es5
+	mv _mathjax/pack/package/es5 _mathjax/mathjax && rm -rf _mathjax/pack
+
+html: $(STAMP) table $(MATHJAX)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+check-book: $(STAMP)
+	$(BIN)/python tests/check_book.py _build/html
 
 book: notebooks html
 
