@@ -305,11 +305,10 @@ def test_registry_checksums_and_urls_are_well_formed() -> None:
     for spec in REGISTRY.values():
         assert spec.files
         for remote in spec.files:
-            # "unpublished": no checksum of that file exists anywhere (SCUT-FBP5500); it never matches
-            assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256) or (
-                remote.sha256 == "unpublished" and spec.name == "scut-fbp5500"), (spec.name, remote.filename)
-            assert remote.urls and (spec.name == "scut-fbp5500"  # a Baidu share link with its password
-                                    or all(url.endswith(remote.filename) for url in remote.urls))
+            # None: no checksum of that file is published anywhere (SCUT-FBP5500); its reader checks the format
+            assert (remote.sha256 is None and spec.name == "scut-fbp5500") or re.fullmatch(
+                r"[0-9a-f]{64}", remote.sha256), (spec.name, remote.filename)
+            assert remote.urls and all(url.endswith(remote.filename) for url in remote.urls)
             assert remote.size_bytes is None or remote.size_bytes > 0
 
 
@@ -407,3 +406,15 @@ def test_downloaded_files_get_ordinary_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old_mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_file_without_published_checksum_is_taken_as_placed_and_named_so_when_missing(tmp_path) -> None:
+    from rfy.data.download import fetch_file
+    from rfy.data.registry import RemoteFile
+    from rfy.errors import DatasetNotAvailableError
+
+    remote = RemoteFile("ratings.zip", None, ("https://example.invalid/ratings.zip",))
+    with pytest.raises(DatasetNotAvailableError, match="no published sha256"):
+        fetch_file(remote, tmp_path, download=False)
+    (tmp_path / "ratings.zip").write_bytes(b"placed by hand")
+    assert fetch_file(remote, tmp_path, download=False) == tmp_path / "ratings.zip"

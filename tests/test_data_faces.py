@@ -272,9 +272,9 @@ def test_face_datasets_are_registered_with_real_looking_checksums() -> None:
     assert [remote.filename for remote in get_spec("imagenette").files] == ["imagenette2-160.tgz"]
     for spec in REGISTRY.values():
         for remote in spec.files:
-            # "unpublished": no checksum of that file exists anywhere (SCUT-FBP5500); it never matches
-            assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256) or (
-                remote.sha256 == "unpublished" and spec.name == "scut-fbp5500"), (spec.name, remote.filename)
+            # None: no checksum of that file is published anywhere (SCUT-FBP5500); its reader checks the format
+            assert (remote.sha256 is None and spec.name == "scut-fbp5500") or re.fullmatch(
+                r"[0-9a-f]{64}", remote.sha256), (spec.name, remote.filename)
             assert remote.size_bytes is None or remote.size_bytes > 0
     assert "ImageNet" in get_spec("imagenette").description
 

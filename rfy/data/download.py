@@ -114,7 +114,13 @@ def _fetch_all(files: Iterable[RemoteFile], directory: Path, dataset: str, downl
 
 
 def _verified(path: Path, remote: RemoteFile) -> Path:
-    """``path`` itself if its sha256 is the registered one; ChecksumError saying what to do otherwise."""
+    """``path`` itself if its sha256 is the registered one; ChecksumError saying what to do otherwise.
+
+    A file with no published checksum (``remote.sha256 is None``) is accepted as it is: its reader
+    checks the format.
+    """
+    if remote.sha256 is None:
+        return path
     actual = sha256_of(path)
     if actual != remote.sha256:
         raise ChecksumError(
@@ -149,7 +155,7 @@ def _download_from(url: str, remote: RemoteFile, target: Path, opener: UrlOpener
 
     def write(handle: IO[bytes]) -> None:
         actual = _stream_and_hash(url, handle, remote, opener)
-        if actual != remote.sha256:
+        if remote.sha256 is not None and actual != remote.sha256:
             raise ChecksumError(f"downloaded sha256 {actual} differs from the expected {remote.sha256}")
 
     atomic_write(target, write)
@@ -170,7 +176,8 @@ def _missing_message(dataset: str, directory: Path, missing: list[tuple[RemoteFi
     """Tell the reader exactly which files to fetch, from where, and where to put them."""
     lines = [f"Dataset {dataset!r} is not available: {len(missing)} file(s) are missing from {directory}."]
     for remote, failures in missing:
-        lines.append(f"  - {remote.filename}  (sha256 {remote.sha256})")
+        checksum = f"sha256 {remote.sha256}" if remote.sha256 else "no published sha256; its format is checked"
+        lines.append(f"  - {remote.filename}  ({checksum})")
         lines.extend(f"      get it from {url}" for url in remote.urls)
         lines.extend(f"      tried: {failure}" for failure in failures)
     lines.append(

@@ -18,10 +18,14 @@ from rfy.errors import ConfigError
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One downloadable file: its name on disk, its sha256, and mirrors tried in order."""
+    """One downloadable file: its name on disk, its sha256, and mirrors tried in order.
+
+    ``sha256`` is ``None`` only for a file whose checksum nobody publishes: then the cache accepts
+    the file as it is, and the chapter's reader must check its format before using it.
+    """
 
     filename: str
-    sha256: str
+    sha256: str | None
     urls: tuple[str, ...]
     size_bytes: int | None = None
 
@@ -183,12 +187,11 @@ SCUT_FBP5500 = DatasetSpec(
                 "ratings (All_Ratings.xlsx) and the published 5-fold and 60/40 splits, in one zip (about 167 MB).",
     files=(
         # No checksum of this archive is published anywhere (TFDS has no SCUT-FBP5500 builder), so none is
-        # pinned: "unpublished" never matches, a download is never trusted blindly, and the chapter's reader
-        # (rfy.voters.scut.read_scut_archive) checks what can be checked instead: a zip holding the ratings
-        # sheet with columns Rater/Filename/Rating, the fold files and the images.
-        RemoteFile("SCUT-FBP5500_v2.1.zip", "unpublished",
-                   (_google_drive("1JbdUHknpiJkgJAnlzDUiXsaxyem3ov-3", "SCUT-FBP5500_v2.1.zip"),
-                    "https://pan.baidu.com/s/1mjfSJLu (password lj07)")),
+        # pinned (None) and the chapter's reader (rfy.voters.scut.read_scut_archive) checks what can be
+        # checked instead: a zip holding the ratings sheet with columns Rater/Filename/Rating, the fold
+        # files and the images. The authors also share it on Baidu (see the homepage).
+        RemoteFile("SCUT-FBP5500_v2.1.zip", None,
+                   (_google_drive("1JbdUHknpiJkgJAnlzDUiXsaxyem3ov-3", "SCUT-FBP5500_v2.1.zip"),)),
     ),
     homepage="https://github.com/HCIILAB/SCUT-FBP5500-Database-Release",
     license_note="Liang, Lin, Jin, Xie & Li, 2018 (South China University of Technology); non-commercial research "
