@@ -1,4 +1,5 @@
 """Properties of the preference chapter: Bradley–Terry, the labeller, the ensemble, queries, the wrapper."""
+import tempfile
 import time
 
 import numpy as np
@@ -7,16 +8,26 @@ import torch
 from stable_baselines3.common.env_util import make_vec_env
 
 import rfy.preferences.envs as envs
+import rfy.preferences.experiments as experiments
 from rfy.checkpoint import RunState
 from rfy.errors import ConfigError
-from rfy.preferences import (MUJOCO_HINT, Config, EpisodeBuffer, LearnedRewardVecEnv, RewardEnsemble,
-                             backflip_score, bootstrap_indices, label_schedule, pair_accuracy, preference_loss,
-                             preference_probability, run_experiment, select_by_disagreement, synthetic_preferences,
+from rfy.runtime import torch_threads
+from rfy.preferences import (MUJOCO_HINT, PAPER_NUMBERS, AffineRewardVecEnv, Config, EpisodeBuffer,
+                             LearnedRewardVecEnv, RewardEnsemble, agent_seeds, backflip_score, bootstrap_indices,
+                             claims, label_schedule, make_ppo, pair_accuracy, preference_loss, preference_probability,
+                             run_experiment, select_by_disagreement, summarise, synthetic_preferences,
                              train_from_preferences, train_reward_model)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The chapter trains on one thread; tiny tensors gain nothing from more, and lose much on a busy machine."""
+    with torch_threads(1):
+        yield
+
+
 def tiny_config(**overrides):
-    settings = dict(total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=2,
+    settings = dict(total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=2, agents=1,
                     comparisons=(8,), reward_steps=5, eval_episodes=2, heldout_pairs=20, buffer_episodes=8)
     return Config(**{**settings, **overrides})
 
@@ -149,18 +160,114 @@ def test_config_validation_names_the_field_and_the_allowed_values():
         Config(clip_length=201)
     with pytest.raises(ConfigError, match="comparisons"):
         Config(comparisons=(5,))
+    with pytest.raises(ConfigError, match=r"normalise_on must be one of \('initial', 'recent'\)"):
+        Config(normalise_on="running")
+    with pytest.raises(ConfigError, match="agents must be an? integer > 0"):
+        Config(agents=0)
     full = Config.full()
     assert full.env_id == "HalfCheetah-v5" and full.comparisons == (350, 700, 1400) and full.backflip_timesteps > 0
 
 
-def test_run_experiment_end_to_end_on_a_tiny_config(tmp_path):
+def test_run_experiment_end_to_end_reports_medians_over_agents_on_the_requested_device(tmp_path, monkeypatch):
+    devices = []
+    real_make_ppo = experiments.make_ppo
+    monkeypatch.setattr(experiments, "make_ppo", lambda *args: devices.append(args[3]) or real_make_ppo(*args))
     began = time.perf_counter()
-    metrics = run_experiment(tiny_config(), RunState(tmp_path, resume=False))
+    metrics = run_experiment(tiny_config(agents=2, device="cpu"), RunState(tmp_path, resume=False))
     assert time.perf_counter() - began < 30
-    assert set(metrics) == {"random_return", "true_reward_return", "preference_8_return",
-                            "preference_8_pair_accuracy", "preference_8_fraction"}
+    per_agent = {f"{key}_agent{i}" for key in ("true_reward_return", "preference_8_return",
+                                                "preference_8_pair_accuracy") for i in range(2)}
+    assert set(metrics) == {"random_return", "true_reward_return", "true_reward_best_return", "preference_8_return",
+                            "preference_8_best_return", "preference_8_pair_accuracy", "preference_8_fraction",
+                            "preference_8_best_fraction", "preference_8_best_pair_accuracy",
+                            "preference_8_agents_reaching_80pct"} | per_agent
     assert all(np.isfinite(list(metrics.values()))) and 0 <= metrics["preference_8_pair_accuracy"] <= 1
     assert -16.3 * 200 <= metrics["random_return"] <= 0  # Pendulum's reward lies in [-16.3, 0] per step
+    for key, best in (("true_reward_return", "true_reward_best_return"), ("preference_8_return", "preference_8_best_return")):
+        assert metrics[key] == pytest.approx((metrics[f"{key}_agent0"] + metrics[f"{key}_agent1"]) / 2)
+        assert metrics[best] == max(metrics[f"{key}_agent0"], metrics[f"{key}_agent1"])
+    assert devices == [torch.device("cpu")] * 4  # two true-reward agents, two preference agents
+    assert {c.key for c in claims(metrics)} == {"true_reward_trained", "preference_8_share_of_gain",
+                                                "preference_8_pair_accuracy"}
+
+
+def test_an_unavailable_device_fails_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(experiments, "random_run", lambda config: pytest.fail("trained before checking the device"))
+    with pytest.raises((ValueError, ConfigError), match="cuda"):
+        run_experiment(tiny_config(device="cuda"), RunState(tmp_path, resume=False))
+
+
+def test_ppo_writes_no_log_folder_into_the_temp_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # SB3's default logger would create SB3-<date> here
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    config = tiny_config()
+    model = make_ppo(make_vec_env("Pendulum-v1", n_envs=2, seed=0), config, 0)
+    model.learn(128)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_agent_seeds_of_different_run_seeds_are_disjoint():
+    seeds = [agent_seeds(Config(seed=s)) for s in range(10)]
+    assert seeds[0] == [0, 1, 2] and seeds[1] == [3, 4, 5]
+    assert len({seed for group in seeds for seed in group}) == 30
+    assert agent_seeds(Config(seed=4, agents=1)) == [4]
+
+
+def test_summarise_takes_medians_and_the_best_agents_and_claims_use_them():
+    per_agent = {"random_return": -1200.0, "true_reward_return_agent0": -150.0, "true_reward_return_agent1": -400.0,
+                 "true_reward_return_agent2": -200.0, "preference_300_return_agent0": -1400.0,
+                 "preference_300_return_agent1": -900.0, "preference_300_return_agent2": -180.0,
+                 "preference_300_pair_accuracy_agent0": 0.9, "preference_300_pair_accuracy_agent1": 0.95,
+                 "preference_300_pair_accuracy_agent2": 0.8}
+    metrics = summarise(per_agent, Config())
+    assert metrics["true_reward_return"] == -200.0 and metrics["true_reward_best_return"] == -150.0
+    assert metrics["preference_300_return"] == -900.0 and metrics["preference_300_pair_accuracy"] == 0.9
+    assert metrics["preference_300_fraction"] == pytest.approx(300 / 1000)
+    assert metrics["preference_300_best_fraction"] == pytest.approx(1020 / 1050)
+    assert metrics["preference_300_best_pair_accuracy"] == 0.8  # the model of the best agent, not the median
+    assert metrics["preference_300_agents_reaching_80pct"] == 1.0
+    verdict = {c.key: c.holds for c in claims(metrics)}
+    assert verdict == {"true_reward_trained": True, "preference_300_share_of_gain": True,
+                       "preference_300_pair_accuracy": False}
+
+
+def test_claims_hold_and_fail_at_their_thresholds():
+    good = {"random_return": -1200.0, "true_reward_return": -160.0, "preference_300_best_fraction": 0.91,
+            "preference_300_fraction": 0.5, "preference_300_pair_accuracy": 0.6, "preference_300_best_pair_accuracy": 0.93}
+    assert all(c.holds for c in claims(good)) and len(claims(good)) == 3
+    weak_ceiling = claims({**good, "true_reward_return": -500.0})
+    assert [c.key for c in weak_ceiling if not c.holds] == ["true_reward_trained"]
+    bad = claims({**good, "preference_300_best_fraction": 0.79, "preference_300_best_pair_accuracy": 0.84})
+    assert {c.key for c in bad if not c.holds} == {"preference_300_share_of_gain", "preference_300_pair_accuracy"}
+    assert "0.79 ≥ 0.80: FAILS" in str(next(c for c in bad if c.key == "preference_300_share_of_gain"))
+    two_budgets = claims({**good, "preference_700_best_fraction": 1.0, "preference_700_best_pair_accuracy": 0.9})
+    assert [c.key for c in two_budgets][1:] == ["preference_300_share_of_gain", "preference_300_pair_accuracy",
+                                                "preference_700_share_of_gain", "preference_700_pair_accuracy"]
+
+
+def test_paper_numbers_pair_only_numbers_on_the_same_data():
+    for number in PAPER_NUMBERS:
+        assert number.mode in ("reduced", "full") and number.data
+        if number.mode == "reduced":
+            assert number.paper_value is None and "Pendulum" in number.data
+    reduced = {n.metric for n in PAPER_NUMBERS if n.mode == "reduced"}
+    assert {"true_reward_return", "random_return", "preference_300_fraction"} <= reduced
+
+
+def test_affine_reward_wrapper_standardises_the_reward_and_keeps_the_true_return_in_monitor():
+    plain, inner = (make_vec_env("Pendulum-v1", n_envs=2, seed=3) for _ in range(2))
+    scaled = AffineRewardVecEnv(inner, shift=-6.0, scale=2.0)
+    plain.reset(), scaled.reset()
+    actions = np.zeros((2, 1), dtype=np.float32)
+    for _ in range(200):
+        _, true_rewards, _, true_infos = plain.step(actions)
+        _, rewards, dones, infos = scaled.step(actions)
+        assert np.allclose(rewards, (true_rewards + 6.0) / 2.0)
+    assert dones.all()  # Monitor, below the wrapper, still logs the true, unscaled return
+    assert [info["episode"]["r"] for info in infos] == [info["episode"]["r"] for info in true_infos]
+    with pytest.raises(ValueError, match="scale"):
+        AffineRewardVecEnv(plain, 0.0, 0.0)
 
 
 def test_preference_runs_label_exactly_the_budget_and_repeat_with_the_seed():
@@ -169,6 +276,13 @@ def test_preference_runs_label_exactly_the_budget_and_repeat_with_the_seed():
     assert first.labels.shape == (12, 2) and first.clips.shape == (12, 2, config.clip_length, 4)
     assert first.labels_per_round.sum() == 12 and torch.equal(first.labels, second.labels)
     assert np.array_equal(first.evaluation.scores, second.evaluation.scores)
+    # normalise_on="initial": after the last refit the members are standardised on the untrained policy's states
+    members = first.ensemble.member_rewards(first.reference_states).detach()
+    assert torch.allclose(members.mean(1), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(members.std(1), torch.ones(3), atol=1e-4)
+    other_seed = train_from_preferences(config, 12, seed=1)
+    assert not torch.equal(other_seed.labels, first.labels)
+    assert train_from_preferences(config.replace(normalise_on="recent"), 12).reference_states is None
 
 
 def test_mujoco_tasks_fail_with_the_package_to_install_when_mujoco_is_missing(monkeypatch, tmp_path):
@@ -183,7 +297,7 @@ def test_mujoco_tasks_fail_with_the_package_to_install_when_mujoco_is_missing(mo
 def test_full_mode_runs_on_tiny_mujoco_settings(tmp_path, monkeypatch):
     pytest.importorskip("mujoco")
     monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
-    config = Config.full(total_timesteps=1024, n_envs=1, n_steps=512, batch_size=256, n_epochs=1, rounds=2,
+    config = Config.full(total_timesteps=1024, n_envs=1, agents=1, n_steps=512, batch_size=256, n_epochs=1, rounds=2,
                          comparisons=(8,), reward_steps=5, eval_episodes=1, heldout_pairs=10, buffer_episodes=4,
                          backflip_timesteps=1024, backflip_comparisons=8)
     metrics = run_experiment(config, RunState(tmp_path, resume=False))

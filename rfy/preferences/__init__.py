@@ -14,41 +14,67 @@ compared. A few hundred comparisons can stand in for a hand-written reward. The 
 * ``select_queries``, ``label_schedule``: disagreement queries and the decaying label rate;
 * ``EpisodeBuffer``, ``LearnedRewardVecEnv``: clips, and the learned reward handed to
   stable-baselines3's PPO;
-* ``train_from_preferences``, ``train_true_reward_agent``, ``random_run``, ``run_experiment``.
+* ``train_from_preferences``, ``train_true_reward_agent``, ``random_run``, ``run_experiment`` (medians
+  over ``Config.agents`` agents of each kind) and ``claims``.
 """
 from rfy.preferences.bradley_terry import log_preference_probability, preference_loss, preference_probability
+from rfy.preferences.claims import claims
 from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import QUERY_SELECTIONS, Config
 from rfy.preferences.envs import ENVIRONMENTS, MUJOCO_HINT, make_env, make_vec, require_mujoco
-from rfy.preferences.experiments import (AgentRun, Evaluation, PreferenceRun, backflip_metrics, evaluate,
-                                         gain_ratio, heldout_accuracy, random_policy, random_run, run_experiment,
-                                         train_from_preferences, train_true_reward_agent)
+from rfy.preferences.experiments import (AgentRun, Evaluation, PreferenceRun, agent_seeds, backflip_metrics,
+                                         best_over_agents,
+                                         evaluate, gain_ratio, heldout_accuracy, make_ppo, median_over_agents,
+                                         preference_metrics, random_policy, random_run, run_experiment, summarise,
+                                         train_from_preferences, train_true_reward_agent, true_reward_metrics)
 from rfy.preferences.oracle import SCORERS, backflip_score, synthetic_preferences, true_return_score
 from rfy.preferences.queries import (disagreement, label_schedule, round_boundaries, select_by_disagreement,
                                      select_queries)
 from rfy.preferences.reward_model import (EnsembleLinear, RewardEnsemble, bootstrap_indices, pair_accuracy,
                                           train_reward_model)
-from rfy.preferences.wrapper import LearnedRewardVecEnv, step_features
+from rfy.preferences.wrapper import AffineRewardVecEnv, LearnedRewardVecEnv, step_features
 from rfy.results import PaperNumber
 
+REDUCED_DATA = "Pendulum-v1 (ours)"
+FULL_DATA = "HalfCheetah-v5"
+
 PAPER_NUMBERS = [
+    # Reduced mode: our Pendulum runs; the paper has no number on Pendulum.
+    PaperNumber("Return of RL on the true reward (median of 3 PPO agents)", "true_reward_return", None,
+                "christiano2017deep", "PPO, 40k steps per agent", higher_is_better=True, data=REDUCED_DATA,
+                mode="reduced", decimals=0),
+    PaperNumber("Return of a random policy", "random_return", None, "christiano2017deep", higher_is_better=True,
+                data=REDUCED_DATA, mode="reduced", decimals=0),
+    PaperNumber("300 synthetic comparisons: share of the true-reward gain over random, best of 3 agents",
+                "preference_300_best_fraction", None, "christiano2017deep", "best agent of each kind",
+                higher_is_better=True, data=REDUCED_DATA, mode="reduced", decimals=2),
+    PaperNumber("300 synthetic comparisons: share of the true-reward gain over random, median of 3 agents",
+                "preference_300_fraction", None, "christiano2017deep", "median agent of each kind",
+                higher_is_better=True, data=REDUCED_DATA, mode="reduced", decimals=2),
+    PaperNumber("300 synthetic comparisons: held-out pair accuracy", "preference_300_pair_accuracy", None,
+                "christiano2017deep", "not reported in the paper", higher_is_better=True, data=REDUCED_DATA,
+                mode="reduced", decimals=2),
+    # Full mode: HalfCheetah, one of the paper's MuJoCo tasks (the paper trained TRPO on an older version).
     PaperNumber("Return of RL on the true reward", "true_reward_return", None, "christiano2017deep",
-                "reduced: Pendulum-v1, PPO 40k steps; full: HalfCheetah-v5", higher_is_better=True),
-    PaperNumber("Return of a random policy", "random_return", None, "christiano2017deep", higher_is_better=True),
+                "paper: TRPO on MuJoCo; we use PPO", higher_is_better=True, data=FULL_DATA, decimals=0),
+    PaperNumber("Return of a random policy", "random_return", None, "christiano2017deep", higher_is_better=True,
+                data=FULL_DATA, decimals=0),
     *[PaperNumber(f"{n} synthetic comparisons: share of the true-reward gain over random", f"preference_{n}_fraction",
                   None, "christiano2017deep",
                   "paper: on MuJoCo, 700 labels come close to RL on the true reward (figure values not verified)",
-                  higher_is_better=True) for n in (300, 350, 700, 1400)],
+                  higher_is_better=True, data=FULL_DATA, decimals=2) for n in (350, 700, 1400)],
     *[PaperNumber(f"{n} synthetic comparisons: held-out pair accuracy", f"preference_{n}_pair_accuracy", None,
-                  "christiano2017deep", "not reported in the paper", higher_is_better=True)
-      for n in (300, 350, 700, 1400)],
+                  "christiano2017deep", "not reported in the paper", higher_is_better=True, data=FULL_DATA,
+                  decimals=2) for n in (350, 700, 1400)],
     PaperNumber("Hopper backflip from a scripted labeller: backward turns per episode", "backflip_turns", None,
-                "christiano2017deep", "paper: taught by a person; no hand-written reward (full mode only)",
-                higher_is_better=True),
+                "christiano2017deep", "paper: taught by a person; no hand-written reward", higher_is_better=True,
+                data="Hopper-v5", decimals=2),
 ]
 
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
+    "summarise", "true_reward_metrics", "preference_metrics",
+    "AffineRewardVecEnv", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
     "preference_probability", "log_preference_probability", "preference_loss", "synthetic_preferences",
     "true_return_score", "backflip_score", "SCORERS", "RewardEnsemble", "EnsembleLinear", "bootstrap_indices",
     "train_reward_model", "pair_accuracy", "disagreement", "select_by_disagreement", "select_queries",

@@ -9,11 +9,17 @@ from rfy.errors import ConfigError
 from rfy.preferences.envs import ENVIRONMENTS
 
 QUERY_SELECTIONS = ("random", "disagreement")
+#: Where the ensemble is standardised after each refit: on the untrained policy's states, or on recent ones.
+NORMALISATIONS = ("initial", "recent")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(RunConfig):
-    """Every knob of the chapter. Defaults: Pendulum, 40k PPO steps, 300 synthetic comparisons, CPU."""
+    """Every knob of the chapter. Defaults: Pendulum, 40k PPO steps, 300 synthetic comparisons, CPU.
+
+    ``agents`` independently seeded agents of each kind are trained (seeds from ``agent_seeds``);
+    the metrics are their medians, so one PPO run that never finds the swing-up does not decide a claim.
+    """
 
     chapter: ClassVar[str] = "preferences"
     full_preset: ClassVar[dict[str, Any]] = {
@@ -26,6 +32,7 @@ class Config(RunConfig):
     env_id: str = "Pendulum-v1"
     total_timesteps: int = 40_960
     n_envs: int = 8
+    agents: int = 3
     comparisons: tuple[int, ...] = (300,)
     clip_length: int = 25
     rounds: int = 10
@@ -36,6 +43,7 @@ class Config(RunConfig):
     oracle_error_rate: float = 0.1
     tie_margin: float = 0.0
     assumed_error_rate: float = 0.1
+    normalise_on: str = "initial"
     ensemble_size: int = 3
     hidden: int = 64
     reward_lr: float = 1e-3
@@ -58,8 +66,9 @@ class Config(RunConfig):
     def validate(self) -> None:
         check_choice("env_id", self.env_id, tuple(ENVIRONMENTS))
         check_choice("query_selection", self.query_selection, QUERY_SELECTIONS)
-        for field in ("total_timesteps", "n_envs", "clip_length", "rounds", "label_timescale", "candidate_factor",
-                      "ensemble_size", "hidden", "initial_reward_steps", "reward_steps", "reward_batch_size",
+        check_choice("normalise_on", self.normalise_on, NORMALISATIONS)
+        for field in ("total_timesteps", "n_envs", "agents", "clip_length", "rounds", "label_timescale",
+                      "candidate_factor", "ensemble_size", "hidden", "initial_reward_steps", "reward_steps", "reward_batch_size",
                       "buffer_episodes", "n_steps", "batch_size", "n_epochs", "eval_episodes", "heldout_pairs"):
             check_positive(field, getattr(self, field), integer=True)
         for field in ("backflip_timesteps", "backflip_comparisons"):

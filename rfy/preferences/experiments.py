@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rfy.checkpoint import RunState
@@ -22,9 +23,9 @@ from rfy.preferences.envs import ENVIRONMENTS, make_env, make_vec
 from rfy.preferences.oracle import SCORERS, synthetic_preferences
 from rfy.preferences.queries import label_schedule, round_boundaries, select_queries
 from rfy.preferences.reward_model import RewardEnsemble, pair_accuracy, train_reward_model
-from rfy.preferences.wrapper import LearnedRewardVecEnv, step_features
+from rfy.preferences.wrapper import AffineRewardVecEnv, LearnedRewardVecEnv, step_features
 from rfy.progress import progress
-from rfy.runtime import torch_threads
+from rfy.runtime import select_device, torch_threads
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -75,13 +76,20 @@ class PreferenceRun(AgentRun):
     clips: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     labels_per_round: np.ndarray | None = None
+    reference_states: torch.Tensor | None = None  # the states the ensemble is standardised on (``"initial"``)
 
 
-def make_ppo(env: VecEnv, config: Config, seed: int) -> PPO:
-    """Stable-baselines3's PPO with the config's hyperparameters, on the CPU (small MLPs run faster there)."""
-    return PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
-               gamma=config.gamma, gae_lambda=config.gae_lambda, learning_rate=config.lr, use_sde=config.use_sde,
-               sde_sample_freq=4 if config.use_sde else -1, seed=seed, device="cpu", verbose=0)
+def make_ppo(env: VecEnv, config: Config, seed: int, device: torch.device | str = "cpu") -> PPO:
+    """Stable-baselines3's PPO with the config's hyperparameters on ``device``, logging nothing.
+
+    SB3's default logger creates an empty ``SB3-<date>`` folder in the temp dir on every ``learn``;
+    a logger with no folder and no output formats writes nothing anywhere.
+    """
+    model = PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+                gamma=config.gamma, gae_lambda=config.gae_lambda, learning_rate=config.lr, use_sde=config.use_sde,
+                sde_sample_freq=4 if config.use_sde else -1, seed=seed, device=device, verbose=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def ppo_policy(model: PPO, deterministic: bool = True) -> Policy:
@@ -127,10 +135,26 @@ def random_run(config: Config) -> AgentRun:
     return AgentRun(None, evaluate(policy, config.env_id, config.eval_episodes, evaluation_seed(config)))
 
 
+def agent_seeds(config: Config) -> list[int]:
+    """The seeds of the ``config.agents`` agents of each kind: ``a·seed, …, a·seed + a − 1`` for ``a`` agents.
+
+    Seeds 0, 1, 2, … of a run thus train disjoint sets of agents (seed 1 with three agents: 3, 4, 5).
+    """
+    return [(config.seed * config.agents + i) % 2**31 for i in range(config.agents)]
+
+
 @torch_threads(1)
-def train_true_reward_agent(config: Config) -> AgentRun:
-    """The ceiling: PPO on the environment's own reward, for ``config.total_timesteps`` steps."""
-    model = make_ppo(make_vec(config.env_id, config.n_envs, config.seed), config, config.seed)
+def train_true_reward_agent(config: Config, *, seed: int | None = None, device: torch.device | str = "cpu") -> AgentRun:
+    """The ceiling: PPO on the environment's own reward, for ``config.total_timesteps`` steps.
+
+    The reward is standardised with the mean and standard deviation of one random-policy episode per
+    environment, as the learned reward is standardised (``AffineRewardVecEnv``); the learning curve
+    and the evaluation report the true, unscaled return.
+    """
+    seed = config.seed if seed is None else seed
+    steps = evaluate(random_policy(config.env_id, seed), config.env_id, config.n_envs, seed).episodes.rewards
+    env = AffineRewardVecEnv(make_vec(config.env_id, config.n_envs, seed), steps.mean(), steps.std())
+    model = make_ppo(env, config, seed, device)
     curve = TrueReturnLog()
     model.learn(config.total_timesteps, callback=curve)
     evaluation = evaluate(ppo_policy(model), config.env_id, config.eval_episodes, evaluation_seed(config))
@@ -158,17 +182,19 @@ def query_labels(run: PreferenceRun, config: Config, n: int, task: str, rng: np.
 
 
 def fit_reward(run: PreferenceRun, optimizer: torch.optim.Optimizer, config: Config, steps: int,
-               rng: np.random.Generator, generator: torch.Generator) -> None:
-    """Train the ensemble on every comparison so far, then renormalise it on recent states."""
+               rng: np.random.Generator, generator: torch.Generator, reference: torch.Tensor | None = None) -> None:
+    """Train the ensemble on every comparison so far, then renormalise it: on the fixed ``reference``
+    states when given (``normalise_on="initial"``), else on states of recent episodes."""
     train_reward_model(run.ensemble, optimizer, run.clips, run.labels, steps=steps,
                        batch_size=config.reward_batch_size, error_rate=config.assumed_error_rate,
                        generator=generator)
-    states, _ = run.buffer.sample_clips(4096, 1, rng)
-    run.ensemble.normalise(states[:, 0])
+    states = reference if reference is not None else run.buffer.sample_clips(4096, 1, rng)[0][:, 0]
+    run.ensemble.normalise(states)
 
 
 @torch_threads(1)
-def train_from_preferences(config: Config, comparisons: int, *, task: str = "true_return",
+def train_from_preferences(config: Config, comparisons: int, *, seed: int | None = None,
+                           device: torch.device | str = "cpu", task: str = "true_return",
                            timesteps: int | None = None, desc: str = "") -> PreferenceRun:
     """The paper's loop: the policy acts, clips are compared, the reward model learns, the policy learns.
 
@@ -176,27 +202,30 @@ def train_from_preferences(config: Config, comparisons: int, *, task: str = "tru
     learned reward for one chunk of the ``timesteps`` (default ``config.total_timesteps``).
     """
     timesteps = timesteps or config.total_timesteps
-    generator, rng = torch.Generator().manual_seed(config.seed), np.random.default_rng(config.seed)
-    venv = make_vec(config.env_id, config.n_envs, config.seed)
+    seed = config.seed if seed is None else seed
+    generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    venv = make_vec(config.env_id, config.n_envs, seed)
     feature_dim = int(np.prod(venv.observation_space.shape) + np.prod(venv.action_space.shape))
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
     ensemble = RewardEnsemble(feature_dim, config.ensemble_size, config.hidden)
     buffer = EpisodeBuffer(config.n_envs, feature_dim, ENVIRONMENTS[config.env_id].horizon, config.buffer_episodes)
     env = LearnedRewardVecEnv(venv, ensemble.predict, buffer)
-    model = make_ppo(env, config, config.seed)
+    model = make_ppo(env, config, seed, device)
     boundaries = round_boundaries(timesteps, config.rounds, config.n_steps * config.n_envs)
     schedule = label_schedule(comparisons, boundaries, initial_fraction=config.initial_label_fraction,
                               timescale=config.label_timescale)
     run = PreferenceRun(model, None, ensemble=ensemble, buffer=buffer, labels_per_round=schedule)
     optimizer = torch.optim.Adam(ensemble.parameters(), lr=config.reward_lr)
     collect_initial_episodes(model, env, min_episodes=2 * config.n_envs)
+    reference = buffer.sample_clips(4096, 1, rng)[0][:, 0] if config.normalise_on == "initial" else None
+    run.reference_states = reference
     ends = list(boundaries[1:]) + [max(timesteps, boundaries[-1] + 1)]
     steps = [config.initial_reward_steps] + [config.reward_steps] * (len(schedule) - 1)
     for n_labels, n_steps, start, end in progress(list(zip(schedule, steps, boundaries, ends)), desc=desc,
                                                   unit="round"):
         if n_labels:
             query_labels(run, config, int(n_labels), task, rng, generator)
-            fit_reward(run, optimizer, config, n_steps, rng, generator)
+            fit_reward(run, optimizer, config, n_steps, rng, generator, reference)
         model.learn(int(end - start), callback=run.curve, reset_num_timesteps=False)
     run.evaluation = evaluate(ppo_policy(model), config.env_id, config.eval_episodes, evaluation_seed(config), task)
     return run
@@ -220,16 +249,61 @@ def gain_ratio(preference: float, true_reward: float, random: float) -> float:
     return (preference - random) / (true_reward - random)
 
 
-def preference_metrics(run: PreferenceRun, config: Config, comparisons: int) -> dict[str, float]:
-    """Return and held-out pair accuracy of one preference run, keyed by its number of comparisons."""
-    return {f"preference_{comparisons}_return": run.evaluation.mean,
-            f"preference_{comparisons}_pair_accuracy": heldout_accuracy(run.ensemble, run.buffer, config)}
+def true_reward_metrics(run: AgentRun, agent: int) -> dict[str, float]:
+    """The test return of true-reward agent number ``agent``."""
+    return {f"true_reward_return_agent{agent}": run.evaluation.mean}
 
 
-def backflip_metrics(config: Config) -> dict[str, float]:
+def preference_metrics(run: PreferenceRun, config: Config, comparisons: int, agent: int) -> dict[str, float]:
+    """Return and held-out pair accuracy of one preference agent, keyed by its budget and its index."""
+    return {f"preference_{comparisons}_return_agent{agent}": run.evaluation.mean,
+            f"preference_{comparisons}_pair_accuracy_agent{agent}": heldout_accuracy(run.ensemble, run.buffer, config)}
+
+
+def median_over_agents(metrics: dict[str, float], key: str, agents: int) -> float:
+    """The median of ``key_agent0 … key_agent{agents-1}``: robust to one agent of three that fails."""
+    return float(np.median([metrics[f"{key}_agent{i}"] for i in range(agents)]))
+
+
+def best_over_agents(metrics: dict[str, float], key: str, agents: int) -> float:
+    """The largest of ``key_agent0 … key_agent{agents-1}``: the best agent of its kind."""
+    return float(max(metrics[f"{key}_agent{i}"] for i in range(agents)))
+
+
+def summarise(metrics: dict[str, float], config: Config) -> dict[str, float]:
+    """Add to the per-agent ``metrics`` (``run_experiment`` and the notebook both call this):
+
+    * each kind's median over its agents, and per budget ``preference_<n>_fraction``, the share of the
+      gain of the medians;
+    * the best agent of each kind, ``preference_<n>_best_fraction``, the best preference agent's
+      share of the best true-reward agent's gain, and ``preference_<n>_best_pair_accuracy``, the
+      held-out accuracy of the reward model that taught it;
+    * ``preference_<n>_agents_reaching_80pct``: how many preference agents reach a share of 0.8.
+    """
+    metrics = dict(metrics)
+    rand = metrics["random_return"]
+    metrics["true_reward_return"] = median_over_agents(metrics, "true_reward_return", config.agents)
+    metrics["true_reward_best_return"] = best_over_agents(metrics, "true_reward_return", config.agents)
+    for n in config.comparisons:
+        for key in (f"preference_{n}_return", f"preference_{n}_pair_accuracy"):
+            metrics[key] = median_over_agents(metrics, key, config.agents)
+        metrics[f"preference_{n}_best_return"] = best_over_agents(metrics, f"preference_{n}_return", config.agents)
+        metrics[f"preference_{n}_fraction"] = gain_ratio(metrics[f"preference_{n}_return"],
+                                                         metrics["true_reward_return"], rand)
+        metrics[f"preference_{n}_best_fraction"] = gain_ratio(metrics[f"preference_{n}_best_return"],
+                                                              metrics["true_reward_best_return"], rand)
+        returns = [metrics[f"preference_{n}_return_agent{i}"] for i in range(config.agents)]
+        best = int(np.argmax(returns))
+        metrics[f"preference_{n}_best_pair_accuracy"] = metrics[f"preference_{n}_pair_accuracy_agent{best}"]
+        metrics[f"preference_{n}_agents_reaching_80pct"] = float(sum(
+            gain_ratio(r, metrics["true_reward_best_return"], rand) >= 0.8 for r in returns))
+    return metrics
+
+
+def backflip_metrics(config: Config, device: torch.device | str = "cpu") -> dict[str, float]:
     """The Hopper trained only from the scripted "human" who likes backward rotation: turns per episode."""
     hopper = config.replace(env_id="Hopper-v5")
-    run = train_from_preferences(hopper, config.backflip_comparisons, task="backflip",
+    run = train_from_preferences(hopper, config.backflip_comparisons, device=device, task="backflip",
                                  timesteps=config.backflip_timesteps, desc="backflip")
     still = evaluate(random_policy(hopper.env_id, config.seed), hopper.env_id, config.eval_episodes,
                      evaluation_seed(config), task="backflip")
@@ -237,16 +311,24 @@ def backflip_metrics(config: Config) -> dict[str, float]:
 
 
 def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """Random policy, true-reward PPO, preference PPO for each comparison budget (and, if asked, the
-    backflip), each a resumable stage; returns the metrics a run record stores."""
+    """Random policy, ``config.agents`` true-reward agents, as many preference agents per comparison budget
+    (and, if asked, the backflip), each a resumable stage; returns the metrics a run record stores.
+
+    Each kind's return is the median over its agents, all evaluated on the same test start states;
+    ``preference_<n>_fraction`` is ``gain_ratio`` of those medians.
+    """
+    device = select_device(config.device)  # an unavailable device fails here, before any training
+    seeds = agent_seeds(config)
     metrics = dict(state.stage("random", lambda _: {"random_return": random_run(config).evaluation.mean}))
-    metrics |= state.stage("true_reward",
-                           lambda _: {"true_reward_return": train_true_reward_agent(config).evaluation.mean})
+    for i, seed in enumerate(seeds):
+        metrics |= state.stage(f"true_reward_{i}", lambda _, i=i, seed=seed: true_reward_metrics(
+            train_true_reward_agent(config, seed=seed, device=device), i))
     for n in config.comparisons:
-        metrics |= state.stage(f"preferences_{n}", lambda _, n=n: preference_metrics(
-            train_from_preferences(config, n, desc=f"{n} comparisons"), config, n))
-        metrics[f"preference_{n}_fraction"] = gain_ratio(metrics[f"preference_{n}_return"],
-                                                         metrics["true_reward_return"], metrics["random_return"])
+        for i, seed in enumerate(seeds):
+            metrics |= state.stage(f"preferences_{n}_{i}", lambda _, n=n, i=i, seed=seed: preference_metrics(
+                train_from_preferences(config, n, seed=seed, device=device, desc=f"{n} comparisons, agent {i}"),
+                config, n, i))
+    metrics = summarise(metrics, config)
     if config.backflip_timesteps:
-        metrics |= state.stage("backflip", lambda _: backflip_metrics(config))
+        metrics |= state.stage("backflip", lambda _: backflip_metrics(config, device))
     return metrics

@@ -2,9 +2,9 @@ r"""An ensemble of reward predictors $\hat r_e(o, a)$, trained on bootstrap samp
 
 The members are evaluated together with batched matrix products, so a whole minibatch of clip
 pairs, ``[members, pairs, 2, clip_length, features]``, is one forward pass. Each member is
-normalised on its own (zero mean, unit standard deviation over recent states) before the members
-are averaged: the Bradley–Terry loss sees only differences of returns, so a member's offset and
-scale are arbitrary.
+normalised on its own (zero mean, unit standard deviation over a set of states: by default those
+of the untrained policy, see ``Config.normalise_on``) before the members are averaged: the
+Bradley–Terry loss sees only differences of returns, so a member's offset and scale are arbitrary.
 """
 from __future__ import annotations
 

@@ -51,3 +51,27 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             self.buffer.add(features, rewards, dones)
         self._observations = observations  # after an episode ends, the first observation of the next one
         return observations, self.reward_fn(features).astype(np.float32), dones, infos
+
+
+class AffineRewardVecEnv(VecEnvWrapper):
+    r"""Hand the agent $(r_t - m) / s$ instead of $r_t$: the true reward on the learned reward's scale.
+
+    ``RewardEnsemble.normalise`` gives the learned reward zero mean and unit standard deviation on
+    the untrained policy's states. The ceiling agent gets the same treatment of the true reward, with
+    ``shift`` $m$ and ``scale`` $s$ measured on the random policy's steps. With a fixed horizon, a positive affine
+    map of every step's reward leaves the best policy unchanged; it only spares PPO's value function
+    returns in the hundreds (whose gradients, clipped together with the policy's, would slow both).
+    """
+
+    def __init__(self, venv: VecEnv, shift: float, scale: float) -> None:
+        super().__init__(venv)
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale!r}")
+        self.shift, self.scale = float(shift), float(scale)
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_wait(self):
+        observations, rewards, dones, infos = self.venv.step_wait()
+        return observations, ((rewards - self.shift) / self.scale).astype(np.float32), dones, infos
