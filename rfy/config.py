@@ -34,11 +34,11 @@ def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
 
 def check_positive(field: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
     """Raise ``ConfigError`` unless ``value`` is a positive (or non-negative) number (an int if asked)."""
-    kind = "integer" if integer else "number"
+    kind = "an integer" if integer else "a number"
     is_number = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not is_number or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{field} must be a {kind} {bound}, got {value!r}")
+        raise ConfigError(f"{field} must be {kind} {bound}, got {value!r}")
 
 
 def check_fraction(field: str, value: Any) -> None:
