@@ -155,6 +155,8 @@ def test_config_validation_names_the_field_and_allowed_values():
         su.Config(models=("m3",))
     with pytest.raises(ConfigError, match="hidden"):
         su.Config(hidden=())
+    with pytest.raises(ConfigError, match="stand_in must be True or False"):
+        su.Config(stand_in="yes")
     full = su.Config.full()
     assert full.dataset == "fashion-mnist" and full.label_fraction == 0.02 and full.latent_dim == 100
     assert full.hidden == (500, 500) and len(full.masked_classes) == 5 and su.Config().seeds == (0, 1, 2)
@@ -189,8 +191,49 @@ def test_run_experiment_end_to_end(tmp_path):
         for key in ("overall", "masked", "labelled"):
             assert 0 <= metrics[f"{kind}_{key}_accuracy"] <= 100 and f"{kind}_{key}_accuracy_std" in metrics
     assert {p.metric for p in su.PAPER_NUMBERS} <= set(metrics)
-    again = su.run_experiment(config, RunState(tmp_path / "run", resume=True))  # finished stage: not rerun
+    # the stand-in runs beside the digits with the same recipe, under its own prefix and stages
+    assert 0 <= metrics["prototypes_gmdgm_masked_accuracy"] <= 100 and "prototypes_masked_gap_min" in metrics
+    state = RunState(tmp_path / "run", resume=True)
+    assert {"m2-seed0", "gmdgm-seed1", "prototypes-m2-seed0", "prototypes-gmdgm-seed1"} <= set(state.stages)
+    assert [c.key for c in su.claims(metrics)] == [
+        "m2-discovers-masked-digits", "m2-keeps-labelled-digits", "gmdgm-discovers-masked-digits",
+        "gmdgm-keeps-labelled-digits", "stand-in-gmdgm-ahead", "stand-in-gmdgm-ahead-every-seed"]
+    again = su.run_experiment(config, state)  # finished stages: not rerun
     assert again == metrics
+
+
+def test_gap_metrics_are_per_seed_differences_on_the_masked_classes():
+    scores = {"m2": [{"overall": 50, "masked": 20, "labelled": 90}, {"overall": 60, "masked": 40, "labelled": 92}],
+              "gmdgm": [{"overall": 70, "masked": 50, "labelled": 88}, {"overall": 62, "masked": 45, "labelled": 90}]}
+    assert su.masked_gaps(scores) == [30, 5]
+    metrics = su.experiment_metrics(scores, scores)
+    assert metrics["masked_gap"] == 17.5 and metrics["masked_gap_min"] == 5
+    assert metrics["prototypes_masked_gap"] == 17.5 and metrics["m2_masked_accuracy"] == 30
+    assert "masked_gap" not in su.experiment_metrics({"m2": scores["m2"]})
+
+
+def reduced_metrics(**changes):
+    metrics = {"m2_masked_accuracy": 45.0, "m2_labelled_accuracy": 93.0, "gmdgm_masked_accuracy": 50.0,
+               "gmdgm_labelled_accuracy": 93.0, "prototypes_masked_gap": 28.0, "prototypes_masked_gap_min": 14.0}
+    return {**metrics, **changes}
+
+
+def test_claims_hold_on_good_metrics_and_fail_on_bad_ones():
+    assert all(c.holds and c.why for c in su.claims(reduced_metrics()))
+    bad = reduced_metrics(m2_masked_accuracy=20.0, gmdgm_labelled_accuracy=85.0, prototypes_masked_gap_min=-3.0)
+    assert {c.key for c in su.claims(bad) if not c.holds} == {
+        "m2-discovers-masked-digits", "gmdgm-keeps-labelled-digits", "stand-in-gmdgm-ahead-every-seed"}
+    assert not su.claims(reduced_metrics(prototypes_masked_gap=10.0))[4].holds
+    # without the stand-in (full mode) the claim is the paper's Fashion-MNIST accuracy
+    full = su.claims({"gmdgm_overall_accuracy": 76.0, "m2_masked_accuracy": 10.0})
+    assert [c.key for c in full] == ["gmdgm-fashion-mnist"] and full[0].holds and full[0].threshold == 77.2 - 3 * 1.3
+    assert not su.claims({"gmdgm_overall_accuracy": 60.0})[0].holds
+
+
+def test_paper_numbers_pair_only_numbers_on_the_same_data():
+    for number in su.PAPER_NUMBERS:
+        assert (number.paper_value is None) == (number.mode == "reduced") and number.data, number.quantity
+    assert [n.data for n in su.PAPER_NUMBERS if n.mode == "full"] == ["Fashion-MNIST"]
 
 
 def test_an_interrupted_training_resumes_to_the_same_model(tmp_path):
@@ -225,6 +268,8 @@ def test_full_mode_runs_on_fake_fashion_mnist(monkeypatch, tmp_path):
     assert len(data.X_val) == 40 and len(data.X_labelled) == 5  # 2% of 36 per unmasked class, at least 1
     metrics = su.run_experiment(config, RunState(tmp_path / "full", resume=False))
     assert all(np.isfinite(value) for key, value in metrics.items() if not key.endswith("_std"))
+    assert not config.runs_stand_in and not any(key.startswith(su.STAND_IN) for key in metrics)
+    assert [c.key for c in su.claims(metrics)] == ["gmdgm-fashion-mnist"]
 
 
 def test_prototype_images_are_noisy_copies_of_one_prototype_per_class():

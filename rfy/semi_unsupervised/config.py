@@ -25,7 +25,7 @@ class Config(RunConfig):
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "fashion-mnist", "label_fraction": 0.02, "validation_fraction": 0.1, "latent_dim": 100,
         "hidden": (500, 500), "epochs": 300, "batch_size": 100, "lr": 3e-4, "alpha_scale": 1.1,
-        "warmup_epochs": 0, "repeats": 1,
+        "warmup_epochs": 0, "repeats": 1, "stand_in": False,
     }
 
     dataset: str = "digits"
@@ -44,6 +44,8 @@ class Config(RunConfig):
     prior_mean_scale: float = 1.0
     repeats: int = 3
     models: tuple[str, ...] = MODELS
+    #: Also run the prototypes stand-in (every class a separate mode) with the same recipe.
+    stand_in: bool = True
 
     def validate(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
@@ -60,10 +62,20 @@ class Config(RunConfig):
         for field in ("lr", "alpha_scale", "grad_clip"):
             check_positive(field, getattr(self, field))
         check_positive("prior_mean_scale", self.prior_mean_scale, allow_zero=True)
+        check_choice("stand_in", self.stand_in, (True, False))
         if not self.hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in self.hidden):
             raise ConfigError(f"hidden must be a non-empty tuple of integers > 0, got {self.hidden!r}")
         if not self.models or any(m not in MODELS for m in self.models):
             raise ConfigError(f"models must be a non-empty tuple of values from {MODELS}, got {self.models!r}")
+
+    @property
+    def runs_stand_in(self) -> bool:
+        """Whether ``run_experiment`` adds the prototypes stand-in (not when it is the dataset already)."""
+        return self.stand_in and self.dataset != "prototypes"
+
+    def stand_in_config(self) -> Config:
+        """The same recipe on the prototypes stand-in."""
+        return dataclasses.replace(self, dataset="prototypes", stand_in=False)
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -143,20 +143,48 @@ class Comparison:
     def metrics(self) -> dict[str, float]:
         return accuracy_metrics(self.scores)
 
+    def gaps(self) -> list[float]:
+        """Per seed, GM-DGM minus M2 on the masked classes (points)."""
+        return masked_gaps(self.scores)
+
 
 def spread(values: list[float]) -> float:
     """Sample standard deviation over seeds (0 for a single seed)."""
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def accuracy_metrics(scores: dict[str, list[dict[str, float]]]) -> dict[str, float]:
-    """Flat metrics for a run record: ``<kind>_<overall|masked|labelled>_accuracy`` (mean and std over seeds)."""
+def accuracy_metrics(scores: dict[str, list[dict[str, float]]], prefix: str = "") -> dict[str, float]:
+    """Flat metrics for a run record: ``<prefix><kind>_<overall|masked|labelled>_accuracy`` (mean and std
+    over seeds) and, with both models, ``<prefix>masked_gap`` (GM-DGM minus M2 on the masked classes,
+    mean over seeds) and ``<prefix>masked_gap_min`` (the smallest per-seed gap)."""
     metrics = {}
     for kind, runs in scores.items():
         for key in ("overall", "masked", "labelled"):
             values = [run[key] for run in runs]
-            metrics[f"{kind}_{key}_accuracy"] = statistics.fmean(values)
-            metrics[f"{kind}_{key}_accuracy_std"] = spread(values)
+            metrics[f"{prefix}{kind}_{key}_accuracy"] = statistics.fmean(values)
+            metrics[f"{prefix}{kind}_{key}_accuracy_std"] = spread(values)
+    if {"m2", "gmdgm"} <= set(scores):
+        gaps = masked_gaps(scores)
+        metrics[f"{prefix}masked_gap"] = statistics.fmean(gaps)
+        metrics[f"{prefix}masked_gap_min"] = min(gaps)
+    return metrics
+
+
+def masked_gaps(scores: dict[str, list[dict[str, float]]]) -> list[float]:
+    """Per seed, GM-DGM minus M2 accuracy (points) on the masked classes."""
+    return [g["masked"] - m["masked"] for g, m in zip(scores["gmdgm"], scores["m2"])]
+
+
+#: Prefix of the stand-in's metrics in a run record.
+STAND_IN = "prototypes_"
+
+
+def experiment_metrics(scores: dict[str, list[dict[str, float]]],
+                       stand_in_scores: dict[str, list[dict[str, float]]] | None = None) -> dict[str, float]:
+    """The record's metrics: the dataset's, then the stand-in's under the ``prototypes_`` prefix."""
+    metrics = accuracy_metrics(scores)
+    if stand_in_scores is not None:
+        metrics.update(accuracy_metrics(stand_in_scores, STAND_IN))
     return metrics
 
 
@@ -175,14 +203,23 @@ def compare(config: Config) -> Comparison:
 
 
 def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """Every (model, seed) run as its own resumable stage, checkpointed every epoch; returns the record's metrics."""
-    def stage(kind: str, seed: int):
+    """Every (dataset, model, seed) run as its own resumable stage, checkpointed every epoch.
+
+    Runs ``config.dataset`` and, when ``config.runs_stand_in``, the prototypes stand-in with the same
+    recipe; returns the record's metrics (``experiment_metrics``).
+    """
+    def stage(run_config: Config, kind: str, seed: int):
         def run(checkpoint: Path) -> dict[str, float]:
-            data = load_data(config, seed)
-            model = train_model(kind, data, config, seed=seed, desc=f"{NAMES[kind]}, seed {seed}", checkpoint=checkpoint)
+            data = load_data(run_config, seed)
+            model = train_model(kind, data, run_config, seed=seed, desc=f"{NAMES[kind]}, seed {seed}",
+                                checkpoint=checkpoint)
             return evaluate(model, data)
         return run
 
-    scores = {kind: [state.stage(f"{kind}-seed{seed}", stage(kind, seed)) for seed in config.seeds]
-              for kind in config.models}
-    return accuracy_metrics(scores)
+    def all_runs(run_config: Config, prefix: str) -> dict[str, list[dict[str, float]]]:
+        return {kind: [state.stage(f"{prefix}{kind}-seed{seed}", stage(run_config, kind, seed))
+                       for seed in run_config.seeds] for kind in run_config.models}
+
+    scores = all_runs(config, "")
+    stand_in = all_runs(config.stand_in_config(), "prototypes-") if config.runs_stand_in else None
+    return experiment_metrics(scores, stand_in)
