@@ -8,11 +8,14 @@ with the adjoint method at constant memory. The package follows the paper's thre
 * ``CNF``: continuous normalizing flows with the instantaneous change of variables (Section 4);
 * ``LatentODE`` and ``RNNBaseline``: irregularly sampled time series (Section 5).
 
-``run_experiment`` runs all of it; ``Config.reduced()`` and ``Config.full()`` size it.
+``run_experiment`` runs all of it; ``Config.reduced()`` and ``Config.full()`` size it; ``claims`` states
+what the chapter asserts about its metrics.
 """
-from rfy.neural_ode.adjoint import euler_path, gradient_relative_error, memory_versus_steps, saved_tensor_bytes
+from rfy.neural_ode.adjoint import (euler_path, gradient_differences, gradient_relative_error, memory_versus_steps,
+                                    saved_tensor_bytes)
 from rfy.neural_ode.classifiers import (ConvDynamics, ResidualBlock, count_parameters, make_odenet,
                                         make_resnet, ode_block_of)
+from rfy.neural_ode.claims import claims, parameter_facts
 from rfy.neural_ode.cnf import CNF, MLPDynamics, exact_divergence, standard_normal_log_prob
 from rfy.neural_ode.config import Config
 from rfy.neural_ode.experiments import (adjoint_checks, adjoint_metrics, classifier_metrics, cnf_metrics,
@@ -25,22 +28,33 @@ from rfy.results import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("ODE-Net test error (%)", "odenet_test_error_pct", 0.42, "chen2018neural",
-                "MNIST in full mode; sklearn digits in reduced mode"),
+                "Table 1; full mode trains the paper's protocol", data="MNIST", mode="full", decimals=2),
     PaperNumber("ResNet test error (%)", "resnet_test_error_pct", 0.41, "chen2018neural",
-                "6 residual blocks"),
-    PaperNumber("ODE-Net parameters (M)", "odenet_params_m", 0.22, "chen2018neural"),
-    PaperNumber("ResNet parameters (M)", "resnet_params_m", 0.60, "chen2018neural"),
+                "Table 1; 6 residual blocks", data="MNIST", mode="full", decimals=2),
+    PaperNumber("ODE-Net parameters (M)", "odenet_params_m", 0.22, "chen2018neural",
+                "ours matches the reference code exactly (208,266)", data="MNIST", mode="full", decimals=3),
+    PaperNumber("ResNet parameters (M)", "resnet_params_m", 0.60, "chen2018neural",
+                "ours matches the reference code exactly (576,778)", data="MNIST", mode="full", decimals=3),
+    PaperNumber("ODE-Net test error (%)", "odenet_test_error_pct", None, "chen2018neural",
+                "reduced mode: 4 RK4 steps, 8 epochs", data="8×8 digits", mode="reduced", decimals=2),
+    PaperNumber("ResNet-6 test error (%)", "resnet_test_error_pct", None, "chen2018neural",
+                "reduced mode: 32 channels, 8 epochs", data="8×8 digits", mode="reduced", decimals=2),
     PaperNumber("Latent ODE interpolation RMSE", "latent_ode_interpolation_rmse", None, "chen2018neural",
-                "paper (Table 2): latent ODE below the RNN at 30, 50 and 100 observations; "
-                "our spirals differ in scale"),
+                "the paper's spirals differ in scale (its Table 2)", data="our spirals", mode="reduced", decimals=3),
     PaperNumber("RNN interpolation RMSE", "rnn_interpolation_rmse", None, "chen2018neural",
-                "RNN stepping through the requested times"),
-    PaperNumber("Latent ODE extrapolation RMSE", "latent_ode_extrapolation_rmse", None, "chen2018neural"),
-    PaperNumber("RNN extrapolation RMSE", "rnn_extrapolation_rmse", None, "chen2018neural"),
+                "RNN stepping through the requested times", data="our spirals", mode="reduced", decimals=3),
+    PaperNumber("Latent ODE extrapolation RMSE", "latent_ode_extrapolation_rmse", None, "chen2018neural",
+                data="our spirals", mode="reduced", decimals=3),
+    PaperNumber("RNN extrapolation RMSE", "rnn_extrapolation_rmse", None, "chen2018neural",
+                data="our spirals", mode="reduced", decimals=3),
+    PaperNumber("CNF held-out NLL (nats)", "cnf_final_test_nll", None, "chen2018neural",
+                "the paper shows densities, not NLLs, for its 2-D flows", data="two circles", mode="reduced",
+                decimals=2),
 ]
 
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
+    "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
     "ResidualBlock", "make_odenet", "make_resnet", "ode_block_of", "count_parameters", "CNF", "MLPDynamics",
     "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",
     "held_out_rmse", "saved_tensor_bytes", "memory_versus_steps", "gradient_relative_error", "euler_path",
