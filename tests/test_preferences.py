@@ -14,9 +14,9 @@ from rfy.errors import ConfigError
 from rfy.runtime import torch_threads
 from rfy.preferences import (MUJOCO_HINT, PAPER_NUMBERS, AffineRewardVecEnv, Config, EpisodeBuffer,
                              LearnedRewardVecEnv, RewardEnsemble, agent_seeds, backflip_score, bootstrap_indices,
-                             claims, label_schedule, make_ppo, pair_accuracy, preference_loss, preference_probability,
-                             run_experiment, select_by_disagreement, summarise, synthetic_preferences,
-                             train_from_preferences, train_reward_model)
+                             claims, default_workers, label_schedule, make_ppo, pair_accuracy, preference_loss,
+                             preference_probability, run_experiment, select_by_disagreement, summarise,
+                             synthetic_preferences, train_agents, train_from_preferences, train_reward_model)
 
 
 @pytest.fixture(autouse=True)
@@ -173,7 +173,7 @@ def test_run_experiment_end_to_end_reports_medians_over_agents_on_the_requested_
     real_make_ppo = experiments.make_ppo
     monkeypatch.setattr(experiments, "make_ppo", lambda *args: devices.append(args[3]) or real_make_ppo(*args))
     began = time.perf_counter()
-    metrics = run_experiment(tiny_config(agents=2, device="cpu"), RunState(tmp_path, resume=False))
+    metrics = run_experiment(tiny_config(agents=2, device="cpu"), RunState(tmp_path, resume=False), workers=1)
     assert time.perf_counter() - began < 30
     per_agent = {f"{key}_agent{i}" for key in ("true_reward_return", "preference_8_return",
                                                 "preference_8_pair_accuracy") for i in range(2)}
@@ -186,9 +186,39 @@ def test_run_experiment_end_to_end_reports_medians_over_agents_on_the_requested_
     for key, best in (("true_reward_return", "true_reward_best_return"), ("preference_8_return", "preference_8_best_return")):
         assert metrics[key] == pytest.approx((metrics[f"{key}_agent0"] + metrics[f"{key}_agent1"]) / 2)
         assert metrics[best] == max(metrics[f"{key}_agent0"], metrics[f"{key}_agent1"])
-    assert devices == [torch.device("cpu")] * 4  # two true-reward agents, two preference agents
+    assert [torch.device(d) for d in devices] == [torch.device("cpu")] * 4  # two true-reward, two preference agents
     assert {c.key for c in claims(metrics)} == {"true_reward_trained", "preference_8_share_of_gain",
                                                 "preference_8_pair_accuracy"}
+
+
+def test_agents_trained_side_by_side_in_worker_processes_match_agents_trained_one_after_another(tmp_path):
+    config = tiny_config(agents=2, device="cpu")
+    one_by_one = run_experiment(config, RunState(tmp_path / "one", resume=False), workers=1)
+    side_by_side = run_experiment(config, RunState(tmp_path / "two", resume=False), workers=2)
+    assert side_by_side == one_by_one
+    true_runs, preference_runs = train_agents(config, workers=2)
+    assert [run.evaluation.mean for run in true_runs] == [one_by_one[f"true_reward_return_agent{i}"] for i in range(2)]
+    assert [run.evaluation.mean for run in preference_runs[8]] == [one_by_one[f"preference_8_return_agent{i}"]
+                                                                   for i in range(2)]
+    assert all(run.model is None and run.curve.returns for run in true_runs + preference_runs[8])
+    assert all(run.ensemble is not None and run.buffer is not None for run in preference_runs[8])
+
+
+def test_a_resumed_run_trains_only_the_agents_whose_stage_is_missing(tmp_path, monkeypatch):
+    config = tiny_config(agents=2, device="cpu")
+    first = run_experiment(config, RunState(tmp_path, resume=False), workers=1)
+    state = RunState(tmp_path, resume=True)
+    del state.stages["preferences_8_1"]
+    trained = []
+    real_job_metrics = experiments.job_metrics
+    monkeypatch.setattr(experiments, "job_metrics", lambda job: trained.append(job.stage) or real_job_metrics(job))
+    assert run_experiment(config, state, workers=1) == first
+    assert trained == ["preferences_8_1"]
+
+
+def test_default_workers_is_one_per_core_on_the_cpu_and_one_on_an_accelerator():
+    assert default_workers("cpu") >= 1
+    assert default_workers("cuda") == 1 and default_workers(torch.device("mps")) == 1
 
 
 def test_an_unavailable_device_fails_before_any_training(tmp_path, monkeypatch):
@@ -208,9 +238,10 @@ def test_ppo_writes_no_log_folder_into_the_temp_dir(tmp_path, monkeypatch):
 
 
 def test_agent_seeds_of_different_run_seeds_are_disjoint():
-    seeds = [agent_seeds(Config(seed=s)) for s in range(10)]
+    seeds = [agent_seeds(Config(seed=s, agents=3)) for s in range(10)]
     assert seeds[0] == [0, 1, 2] and seeds[1] == [3, 4, 5]
     assert len({seed for group in seeds for seed in group}) == 30
+    assert agent_seeds(Config(seed=1)) == [5, 6, 7, 8, 9]  # the preset's five agents
     assert agent_seeds(Config(seed=4, agents=1)) == [4]
 
 
@@ -220,7 +251,7 @@ def test_summarise_takes_medians_and_the_best_agents_and_claims_use_them():
                  "preference_300_return_agent1": -900.0, "preference_300_return_agent2": -180.0,
                  "preference_300_pair_accuracy_agent0": 0.9, "preference_300_pair_accuracy_agent1": 0.95,
                  "preference_300_pair_accuracy_agent2": 0.8}
-    metrics = summarise(per_agent, Config())
+    metrics = summarise(per_agent, Config(agents=3))
     assert metrics["true_reward_return"] == -200.0 and metrics["true_reward_best_return"] == -150.0
     assert metrics["preference_300_return"] == -900.0 and metrics["preference_300_pair_accuracy"] == 0.9
     assert metrics["preference_300_fraction"] == pytest.approx(300 / 1000)
@@ -233,10 +264,11 @@ def test_summarise_takes_medians_and_the_best_agents_and_claims_use_them():
 
 
 def test_claims_hold_and_fail_at_their_thresholds():
-    good = {"random_return": -1200.0, "true_reward_return": -160.0, "preference_300_best_fraction": 0.91,
+    good = {"random_return": -1200.0, "true_reward_return": -700.0, "true_reward_best_return": -160.0,
+            "preference_300_best_fraction": 0.91,
             "preference_300_fraction": 0.5, "preference_300_pair_accuracy": 0.6, "preference_300_best_pair_accuracy": 0.93}
     assert all(c.holds for c in claims(good)) and len(claims(good)) == 3
-    weak_ceiling = claims({**good, "true_reward_return": -500.0})
+    weak_ceiling = claims({**good, "true_reward_best_return": -500.0})  # the ceiling is the best agent, not the median
     assert [c.key for c in weak_ceiling if not c.holds] == ["true_reward_trained"]
     bad = claims({**good, "preference_300_best_fraction": 0.79, "preference_300_best_pair_accuracy": 0.84})
     assert {c.key for c in bad if not c.holds} == {"preference_300_share_of_gain", "preference_300_pair_accuracy"}

@@ -14,19 +14,21 @@ compared. A few hundred comparisons can stand in for a hand-written reward. The 
 * ``select_queries``, ``label_schedule``: disagreement queries and the decaying label rate;
 * ``EpisodeBuffer``, ``LearnedRewardVecEnv``: clips, and the learned reward handed to
   stable-baselines3's PPO;
-* ``train_from_preferences``, ``train_true_reward_agent``, ``random_run``, ``run_experiment`` (medians
-  over ``Config.agents`` agents of each kind) and ``claims``.
+* ``train_from_preferences``, ``train_true_reward_agent``, ``random_run``, ``train_agents`` (every
+  agent of a run, side by side on the CPU's cores), ``run_experiment`` (medians and the best of
+  ``Config.agents`` agents of each kind) and ``claims``.
 """
 from rfy.preferences.bradley_terry import log_preference_probability, preference_loss, preference_probability
 from rfy.preferences.claims import claims
 from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import QUERY_SELECTIONS, Config
 from rfy.preferences.envs import ENVIRONMENTS, MUJOCO_HINT, make_env, make_vec, require_mujoco
-from rfy.preferences.experiments import (AgentRun, Evaluation, PreferenceRun, agent_seeds, backflip_metrics,
-                                         best_over_agents,
-                                         evaluate, gain_ratio, heldout_accuracy, make_ppo, median_over_agents,
-                                         preference_metrics, random_policy, random_run, run_experiment, summarise,
-                                         train_from_preferences, train_true_reward_agent, true_reward_metrics)
+from rfy.preferences.experiments import (AgentJob, AgentRun, Evaluation, PreferenceRun, agent_jobs, agent_seeds,
+                                         backflip_metrics, best_over_agents, default_workers, evaluate, gain_ratio,
+                                         heldout_accuracy, make_ppo, median_over_agents, preference_metrics,
+                                         random_policy, random_run, run_experiment, run_jobs, summarise,
+                                         train_agents, train_from_preferences, train_true_reward_agent,
+                                         true_reward_metrics)
 from rfy.preferences.oracle import SCORERS, backflip_score, synthetic_preferences, true_return_score
 from rfy.preferences.queries import (disagreement, label_schedule, round_boundaries, select_by_disagreement,
                                      select_queries)
@@ -37,18 +39,19 @@ from rfy.results import PaperNumber
 
 REDUCED_DATA = "Pendulum-v1 (ours)"
 FULL_DATA = "HalfCheetah-v5"
+AGENTS = Config().agents  # agents of each kind in the reduced preset
 
 PAPER_NUMBERS = [
     # Reduced mode: our Pendulum runs; the paper has no number on Pendulum.
-    PaperNumber("Return of RL on the true reward (median of 3 PPO agents)", "true_reward_return", None,
+    PaperNumber(f"Return of RL on the true reward (median of {AGENTS} PPO agents)", "true_reward_return", None,
                 "christiano2017deep", "PPO, 40k steps per agent", higher_is_better=True, data=REDUCED_DATA,
                 mode="reduced", decimals=0),
     PaperNumber("Return of a random policy", "random_return", None, "christiano2017deep", higher_is_better=True,
                 data=REDUCED_DATA, mode="reduced", decimals=0),
-    PaperNumber("300 synthetic comparisons: share of the true-reward gain over random, best of 3 agents",
+    PaperNumber(f"300 synthetic comparisons: share of the true-reward gain over random, best of {AGENTS} agents",
                 "preference_300_best_fraction", None, "christiano2017deep", "best agent of each kind",
                 higher_is_better=True, data=REDUCED_DATA, mode="reduced", decimals=2),
-    PaperNumber("300 synthetic comparisons: share of the true-reward gain over random, median of 3 agents",
+    PaperNumber(f"300 synthetic comparisons: share of the true-reward gain over random, median of {AGENTS} agents",
                 "preference_300_fraction", None, "christiano2017deep", "median agent of each kind",
                 higher_is_better=True, data=REDUCED_DATA, mode="reduced", decimals=2),
     PaperNumber("300 synthetic comparisons: held-out pair accuracy", "preference_300_pair_accuracy", None,
@@ -81,5 +84,5 @@ __all__ = [
     "label_schedule", "round_boundaries", "EpisodeBuffer", "LearnedRewardVecEnv", "step_features", "make_env",
     "make_vec", "require_mujoco", "train_from_preferences", "train_true_reward_agent", "random_run",
     "random_policy", "evaluate", "backflip_metrics", "heldout_accuracy", "gain_ratio", "AgentRun", "PreferenceRun",
-    "Evaluation",
+    "Evaluation", "AgentJob", "agent_jobs", "train_agents", "run_jobs", "default_workers",
 ]

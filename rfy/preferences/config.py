@@ -17,8 +17,10 @@ NORMALISATIONS = ("initial", "recent")
 class Config(RunConfig):
     """Every knob of the chapter. Defaults: Pendulum, 40k PPO steps, 300 synthetic comparisons, CPU.
 
-    ``agents`` independently seeded agents of each kind are trained (seeds from ``agent_seeds``);
-    the metrics are their medians, so one PPO run that never finds the swing-up does not decide a claim.
+    ``agents`` independently seeded agents of each kind are trained (seeds from ``agent_seeds``; five,
+    as the paper averages its synthetic-label runs over five seeds). The claims are on the best agent
+    of each kind and the metrics report their medians too, so one PPO run that never finds the
+    swing-up does not decide a claim.
     """
 
     chapter: ClassVar[str] = "preferences"
@@ -32,7 +34,7 @@ class Config(RunConfig):
     env_id: str = "Pendulum-v1"
     total_timesteps: int = 40_960
     n_envs: int = 8
-    agents: int = 3
+    agents: int = 5
     comparisons: tuple[int, ...] = (300,)
     clip_length: int = 25
     rounds: int = 10

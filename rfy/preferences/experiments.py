@@ -1,13 +1,19 @@
 """RL on the true reward, RL from synthetic preferences, a random policy: shared by the notebook and the CLI.
 
-Training runs on one CPU thread (``torch_threads(1)``): the networks are tiny, so a second thread
-buys little, and a pinned thread count makes a seed give the same agent on every machine.
+Each agent trains on one CPU thread (``torch_threads(1)``): the networks are tiny, so a second thread
+buys little, and a pinned thread count makes a seed give the same agent on every machine. The
+agents of a run are independent, so on the CPU ``train_agents`` trains them side by side, one
+process per core.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +43,11 @@ class TrueReturnLog(BaseCallback):
         super().__init__()
         self.timesteps: list[int] = []
         self.returns: list[float] = []
+
+    def __getstate__(self) -> dict[str, list]:
+        """Pickle the curve alone: the callback also holds its PPO model and environments, which cannot
+        be sent back from a worker process (``run_jobs``)."""
+        return {"timesteps": self.timesteps, "returns": self.returns}
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
@@ -310,24 +321,103 @@ def backflip_metrics(config: Config, device: torch.device | str = "cpu") -> dict
     return {"backflip_turns": run.evaluation.mean, "backflip_random_turns": still.mean}
 
 
-def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+@dataclass(frozen=True)
+class AgentJob:
+    """One agent to train: agent number ``index`` of its kind, a true-reward agent when ``comparisons`` is None."""
+
+    config: Config
+    index: int
+    seed: int
+    comparisons: int | None = None
+    device: str = "cpu"
+
+    @property
+    def stage(self) -> str:
+        """The agent's stage name in a run's ``state.json``."""
+        kind = "true_reward" if self.comparisons is None else f"preferences_{self.comparisons}"
+        return f"{kind}_{self.index}"
+
+
+def agent_jobs(config: Config, device: torch.device | str = "cpu") -> list[AgentJob]:
+    """Every agent of a run: ``config.agents`` on the true reward, then as many per comparison budget."""
+    seeds, device = agent_seeds(config), str(device)
+    jobs = [AgentJob(config, i, seed, None, device) for i, seed in enumerate(seeds)]
+    return jobs + [AgentJob(config, i, seed, n, device) for n in config.comparisons for i, seed in enumerate(seeds)]
+
+
+def train_job(job: AgentJob) -> AgentRun:
+    """Train the agent ``job`` names. The returned run holds no PPO model (``model=None``): a model holds
+    its environments, which cannot be sent back from a worker process, and nothing after training needs it."""
+    if job.comparisons is None:
+        run = train_true_reward_agent(job.config, seed=job.seed, device=job.device)
+    else:
+        run = train_from_preferences(job.config, job.comparisons, seed=job.seed, device=job.device,
+                                     desc=f"{job.comparisons} comparisons, agent {job.index}")
+    run.model = None
+    return run
+
+
+def job_metrics(job: AgentJob) -> dict[str, float]:
+    """Train the agent ``job`` names and return only its metrics (what a run's stage stores)."""
+    run = train_job(job)
+    if job.comparisons is None:
+        return true_reward_metrics(run, job.index)
+    return preference_metrics(run, job.config, job.comparisons, job.index)
+
+
+def default_workers(device: torch.device | str) -> int:
+    """One worker process per CPU core this process may use when training on the CPU; one otherwise
+    (agents on one GPU would only queue for it)."""
+    if torch.device(device).type != "cpu":
+        return 1
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(cores))
+
+
+def run_jobs(function: Callable[[AgentJob], Any], jobs: list[AgentJob],
+             workers: int | None = None) -> Iterator[tuple[AgentJob, Any]]:
+    """Yield ``(job, function(job))`` for every job as it finishes, on ``workers`` processes.
+
+    Each agent is seeded by its job alone and trains on one thread, so a job gives the same result in
+    a worker as in this process. Workers are spawned, not forked: forking a process that already runs
+    torch's threads (a notebook kernel) can deadlock.
+    """
+    workers = min(workers or default_workers(jobs[0].device if jobs else "cpu"), len(jobs))
+    if workers <= 1:
+        yield from ((job, function(job)) for job in jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(function, job): job for job in jobs}
+        for future in progress(as_completed(futures), total=len(futures), desc="agents", unit="agent"):
+            yield futures[future], future.result()
+
+
+def train_agents(config: Config, device: torch.device | str = "cpu",
+                 workers: int | None = None) -> tuple[list[AgentRun], dict[int, list[PreferenceRun]]]:
+    """All agents of a run, as ``(true_reward_runs, {comparisons: preference_runs})``, each list in
+    agent order; trained side by side on ``workers`` processes (default: one per CPU core)."""
+    jobs = agent_jobs(config, device)
+    runs = dict(run_jobs(train_job, jobs, workers))
+    true_runs = [runs[job] for job in jobs if job.comparisons is None]
+    return true_runs, {n: [runs[job] for job in jobs if job.comparisons == n] for n in config.comparisons}
+
+
+def run_experiment(config: Config, state: RunState, workers: int | None = None) -> dict[str, float]:
     """Random policy, ``config.agents`` true-reward agents, as many preference agents per comparison budget
     (and, if asked, the backflip), each a resumable stage; returns the metrics a run record stores.
 
-    Each kind's return is the median over its agents, all evaluated on the same test start states;
-    ``preference_<n>_fraction`` is ``gain_ratio`` of those medians.
+    Agents train side by side on ``workers`` processes (``run_jobs``); each one's stage is saved as
+    soon as it finishes. Each kind's return is the median over its agents, all evaluated on the same
+    test start states; ``preference_<n>_fraction`` is ``gain_ratio`` of those medians.
     """
     device = select_device(config.device)  # an unavailable device fails here, before any training
-    seeds = agent_seeds(config)
     metrics = dict(state.stage("random", lambda _: {"random_return": random_run(config).evaluation.mean}))
-    for i, seed in enumerate(seeds):
-        metrics |= state.stage(f"true_reward_{i}", lambda _, i=i, seed=seed: true_reward_metrics(
-            train_true_reward_agent(config, seed=seed, device=device), i))
-    for n in config.comparisons:
-        for i, seed in enumerate(seeds):
-            metrics |= state.stage(f"preferences_{n}_{i}", lambda _, n=n, i=i, seed=seed: preference_metrics(
-                train_from_preferences(config, n, seed=seed, device=device, desc=f"{n} comparisons, agent {i}"),
-                config, n, i))
+    jobs = agent_jobs(config, device)
+    missing = [job for job in jobs if job.stage not in state.stages]
+    for job, result in run_jobs(job_metrics, missing, workers):
+        state.stage(job.stage, lambda _, result=result: result)
+    for job in jobs:
+        metrics |= state.stages[job.stage]
     metrics = summarise(metrics, config)
     if config.backflip_timesteps:
         metrics |= state.stage("backflip", lambda _: backflip_metrics(config, device))
