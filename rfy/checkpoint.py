@@ -132,6 +132,19 @@ class RunState:
         """Wall time over every session of this run, the current one included."""
         return self._elapsed_before + time.perf_counter() - self._started
 
+    def checkpoint_path(self, name: str) -> Path:
+        """Where stage ``name`` keeps its checkpoint: ``workdir/<name>.pt``."""
+        check_name("stage name", name)
+        return self.workdir / f"{name}.pt"
+
+    def mark_started(self, names: list[str]) -> None:
+        """Note that stages ``names`` are starting, before they run elsewhere (in worker processes), so
+        that their checkpoints count as this run's files; record each one's metrics with ``stage``."""
+        for name in names:
+            check_name("stage name", name)
+        self.started += [name for name in names if name not in self.started]
+        self._save()
+
     def stage(self, name: str, fn: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         """Run ``fn(checkpoint_path)`` unless stage ``name`` already finished; return its metrics.
 
@@ -143,7 +156,7 @@ class RunState:
             if name not in self.started:
                 self.started.append(name)
                 self._save()
-            self.stages[name] = fn(self.workdir / f"{name}.pt")
+            self.stages[name] = fn(self.checkpoint_path(name))
             self._save()
         return self.stages[name]
 

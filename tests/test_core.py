@@ -413,3 +413,15 @@ def test_starting_over_also_deletes_checkpoints_a_stage_kept_beside_its_own(tmp_
     (tmp_path / "run" / "sub").mkdir()
     RunState(tmp_path / "run", resume=False)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["state.json", "sub"]
+
+
+def test_stages_marked_started_before_running_elsewhere_are_cleared_on_start_over(tmp_path):
+    state = RunState(tmp_path / "run", resume=False)
+    state.mark_started(["m2-seed0", "m2-seed1"])
+    save_checkpoint(state.checkpoint_path("m2-seed0"), {"x": 1})  # as a worker process would, then killed
+    (tmp_path / "run" / "notes.pt.txt").write_text("not a checkpoint")
+    assert RunState(tmp_path / "run", resume=True).started == ["m2-seed0", "m2-seed1"]
+    RunState(tmp_path / "run", resume=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["notes.pt.txt", "state.json"]
+    with pytest.raises(ConfigError, match="stage name"):
+        state.mark_started(["ok", "../x"])

@@ -14,7 +14,7 @@ from rfy.errors import ConfigError
 from rfy.runtime import torch_threads
 from rfy.preferences import (MUJOCO_HINT, PAPER_NUMBERS, AffineRewardVecEnv, Config, EpisodeBuffer,
                              LearnedRewardVecEnv, RewardEnsemble, agent_seeds, backflip_score, bootstrap_indices,
-                             claims, default_workers, label_schedule, make_ppo, pair_accuracy, preference_loss,
+                             claims, label_schedule, make_ppo, pair_accuracy, preference_loss,
                              preference_probability, run_experiment, select_by_disagreement, summarise,
                              synthetic_preferences, train_agents, train_from_preferences, train_reward_model)
 
@@ -216,9 +216,6 @@ def test_a_resumed_run_trains_only_the_agents_whose_stage_is_missing(tmp_path, m
     assert trained == ["preferences_8_1"]
 
 
-def test_default_workers_is_one_per_core_on_the_cpu_and_one_on_an_accelerator():
-    assert default_workers("cpu") >= 1
-    assert default_workers("cuda") == 1 and default_workers(torch.device("mps")) == 1
 
 
 def test_an_unavailable_device_fails_before_any_training(tmp_path, monkeypatch):

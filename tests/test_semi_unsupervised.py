@@ -202,6 +202,19 @@ def test_run_experiment_end_to_end(tmp_path):
     assert again == metrics
 
 
+def test_runs_trained_side_by_side_in_worker_processes_match_runs_trained_in_order(tmp_path):
+    config = su.Config(**{**TINY, "repeats": 2, "epochs": 2})
+    in_order = su.run_experiment(config, RunState(tmp_path / "one", resume=False), workers=1)
+    side_by_side = su.run_experiment(config, RunState(tmp_path / "two", resume=False), workers=2)
+    assert side_by_side == in_order
+    comparison = su.compare(config.replace(stand_in=False), workers=2)
+    assert comparison.metrics() == {key: value for key, value in in_order.items() if not key.startswith(su.STAND_IN)
+                                    and key in comparison.metrics()}
+    assert set(comparison.models) == {"m2", "gmdgm"} and comparison.data.X_test.shape[0] > 0
+    assert sorted(path.name for path in (tmp_path / "two").glob("*.pt")) == sorted(
+        f"{prefix}{kind}-seed{seed}.pt" for prefix in ("", "prototypes-") for kind in ("m2", "gmdgm") for seed in (0, 1))
+
+
 def test_gap_metrics_are_per_seed_differences_on_the_masked_classes():
     scores = {"m2": [{"overall": 50, "masked": 20, "labelled": 90}, {"overall": 60, "masked": 40, "labelled": 92}],
               "gmdgm": [{"overall": 70, "masked": 50, "labelled": 88}, {"overall": 62, "masked": 45, "labelled": 90}]}
@@ -266,7 +279,8 @@ def test_full_mode_runs_on_fake_fashion_mnist(monkeypatch, tmp_path):
     data = su.load_data(config)
     assert data.X_unlabelled.dtype == torch.uint8 and data.x_dim == 784
     assert len(data.X_val) == 40 and len(data.X_labelled) == 5  # 2% of 36 per unmasked class, at least 1
-    metrics = su.run_experiment(config, RunState(tmp_path / "full", resume=False))
+    # one worker: the fake loader is patched into this process only
+    metrics = su.run_experiment(config, RunState(tmp_path / "full", resume=False), workers=1)
     assert all(np.isfinite(value) for key, value in metrics.items() if not key.endswith("_std"))
     assert not config.runs_stand_in and not any(key.startswith(su.STAND_IN) for key in metrics)
     assert [c.key for c in su.claims(metrics)] == ["gmdgm-fashion-mnist"]

@@ -24,7 +24,7 @@ from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import QUERY_SELECTIONS, Config
 from rfy.preferences.envs import ENVIRONMENTS, MUJOCO_HINT, make_env, make_vec, require_mujoco
 from rfy.preferences.experiments import (AgentJob, AgentRun, Evaluation, PreferenceRun, agent_jobs, agent_seeds,
-                                         backflip_metrics, best_over_agents, default_workers, evaluate, gain_ratio,
+                                         backflip_metrics, best_over_agents, evaluate, gain_ratio,
                                          heldout_accuracy, make_ppo, median_over_agents, preference_metrics,
                                          random_policy, random_run, run_experiment, run_jobs, summarise,
                                          train_agents, train_from_preferences, train_true_reward_agent,
@@ -84,5 +84,5 @@ __all__ = [
     "label_schedule", "round_boundaries", "EpisodeBuffer", "LearnedRewardVecEnv", "step_features", "make_env",
     "make_vec", "require_mujoco", "train_from_preferences", "train_true_reward_agent", "random_run",
     "random_policy", "evaluate", "backflip_metrics", "heldout_accuracy", "gain_ratio", "AgentRun", "PreferenceRun",
-    "Evaluation", "AgentJob", "agent_jobs", "train_agents", "run_jobs", "default_workers",
+    "Evaluation", "AgentJob", "agent_jobs", "train_agents", "run_jobs",
 ]

@@ -3,15 +3,12 @@
 Each agent trains on one CPU thread (``torch_threads(1)``): the networks are tiny, so a second thread
 buys little, and a pinned thread count makes a seed give the same agent on every machine. The
 agents of a run are independent, so on the CPU ``train_agents`` trains them side by side, one
-process per core.
+process per core (``rfy.parallel``).
 """
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +20,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rfy.checkpoint import RunState
+from rfy.parallel import default_workers, in_processes
 from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import Config
 from rfy.preferences.envs import ENVIRONMENTS, make_env, make_vec
@@ -365,31 +363,12 @@ def job_metrics(job: AgentJob) -> dict[str, float]:
     return preference_metrics(run, job.config, job.comparisons, job.index)
 
 
-def default_workers(device: torch.device | str) -> int:
-    """One worker process per CPU core this process may use when training on the CPU; one otherwise
-    (agents on one GPU would only queue for it)."""
-    if torch.device(device).type != "cpu":
-        return 1
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    return max(1, len(cores))
-
-
 def run_jobs(function: Callable[[AgentJob], Any], jobs: list[AgentJob],
              workers: int | None = None) -> Iterator[tuple[AgentJob, Any]]:
-    """Yield ``(job, function(job))`` for every job as it finishes, on ``workers`` processes.
-
-    Each agent is seeded by its job alone and trains on one thread, so a job gives the same result in
-    a worker as in this process. Workers are spawned, not forked: forking a process that already runs
-    torch's threads (a notebook kernel) can deadlock.
-    """
-    workers = min(workers or default_workers(jobs[0].device if jobs else "cpu"), len(jobs))
-    if workers <= 1:
-        yield from ((job, function(job)) for job in jobs)
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(function, job): job for job in jobs}
-        for future in progress(as_completed(futures), total=len(futures), desc="agents", unit="agent"):
-            yield futures[future], future.result()
+    """Yield ``(job, function(job))`` for every agent as it finishes, on ``workers`` processes
+    (default: one per CPU core on the CPU, ``rfy.parallel.default_workers``)."""
+    workers = workers or default_workers(jobs[0].device if jobs else "cpu")
+    return in_processes(function, jobs, workers, desc="agents")
 
 
 def train_agents(config: Config, device: torch.device | str = "cpu",
@@ -414,6 +393,7 @@ def run_experiment(config: Config, state: RunState, workers: int | None = None) 
     metrics = dict(state.stage("random", lambda _: {"random_return": random_run(config).evaluation.mean}))
     jobs = agent_jobs(config, device)
     missing = [job for job in jobs if job.stage not in state.stages]
+    state.mark_started([job.stage for job in missing])
     for job, result in run_jobs(job_metrics, missing, workers):
         state.stage(job.stage, lambda _, result=result: result)
     for job in jobs:

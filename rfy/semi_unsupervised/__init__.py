@@ -20,9 +20,10 @@ from rfy.semi_unsupervised.claims import claims
 from rfy.semi_unsupervised.config import Config
 from rfy.semi_unsupervised.data import SemiUnsupervisedData, labelled_mask, make_semi_unsupervised, prototype_images
 from rfy.semi_unsupervised.evaluation import UNMAPPED, accuracies, cluster_to_label
-from rfy.semi_unsupervised.experiments import (NAMES, STAND_IN, Comparison, compare, evaluate, experiment_metrics,
-                                               label_clusters, latent_means, load_data, masked_gaps,
-                                               predict_clusters, run_experiment, train_model)
+from rfy.semi_unsupervised.experiments import (NAMES, STAND_IN, Comparison, ModelJob, compare, evaluate,
+                                               experiment_metrics, label_clusters, latent_means, load_data,
+                                               masked_gaps, model_jobs, predict_clusters, run_experiment,
+                                               train_and_evaluate, train_model)
 from rfy.semi_unsupervised.model import GMDGM, M2, DeepGenerativeModel, make_model
 from rfy.semi_unsupervised.objectives import (bernoulli_log_likelihood, class_prior, gaussian_kl, labelled_bound,
                                               semi_unsupervised_loss, unlabelled_bound)
@@ -52,5 +53,5 @@ __all__ = [
     "make_model", "unlabelled_bound", "labelled_bound", "class_prior", "semi_unsupervised_loss",
     "bernoulli_log_likelihood", "gaussian_kl", "make_semi_unsupervised", "prototype_images",
     "labelled_mask", "SemiUnsupervisedData",
-    "cluster_to_label", "accuracies", "UNMAPPED",
+    "cluster_to_label", "accuracies", "UNMAPPED", "ModelJob", "model_jobs", "train_and_evaluate",
 ]

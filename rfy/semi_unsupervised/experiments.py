@@ -1,7 +1,15 @@
-"""Training, evaluation and the M2 against GM-DGM comparison, shared by the notebook and ``python -m rfy run``."""
+"""Training, evaluation and the M2 against GM-DGM comparison, shared by the notebook and ``python -m rfy run``.
+
+On the CPU each model trains on one torch thread: these MLPs are too small for a second thread to
+pay, two threads per run on a busy machine spin instead of computing, and a pinned count gives
+the same bits on every machine. The runs of a comparison (models × seeds) are independent, so
+``compare`` and ``run_experiment`` train them side by side, one process per core (``rfy.parallel``).
+"""
 from __future__ import annotations
 
+import contextlib
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +18,9 @@ import torch.nn.functional as F
 
 from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rfy.data import to_unit_interval
+from rfy.parallel import default_workers, in_processes
 from rfy.progress import progress
-from rfy.runtime import seed_everything, select_device
+from rfy.runtime import seed_everything, select_device, torch_threads
 from rfy.semi_unsupervised.config import N_CLASSES, Config
 from rfy.semi_unsupervised.data import SemiUnsupervisedData, load_images, make_semi_unsupervised
 from rfy.semi_unsupervised.evaluation import accuracies, cluster_to_label
@@ -188,38 +197,73 @@ def experiment_metrics(scores: dict[str, list[dict[str, float]]],
     return metrics
 
 
-def compare(config: Config) -> Comparison:
-    """Every model of ``config.models`` on every seed; each seed draws its own split of the labels."""
-    scores: dict[str, list[dict[str, float]]] = {kind: [] for kind in config.models}
-    first: tuple[SemiUnsupervisedData, dict[str, DeepGenerativeModel]] | None = None
-    for seed in config.seeds:
-        data = load_data(config, seed)
-        models = {kind: train_model(kind, data, config, seed=seed, desc=f"{NAMES[kind]}, seed {seed}")
-                  for kind in config.models}
-        for kind, model in models.items():
-            scores[kind].append(evaluate(model, data))
-        first = first or (data, models)
-    return Comparison(scores, *first)
+@dataclass(frozen=True)
+class ModelJob:
+    """One run of a comparison: model ``kind`` on the split of ``config``'s data for ``seed``,
+    checkpointed every epoch at ``checkpoint`` when given."""
+
+    config: Config
+    kind: str
+    seed: int
+    checkpoint: Path | None = None
 
 
-def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """Every (dataset, model, seed) run as its own resumable stage, checkpointed every epoch.
+def train_and_evaluate(job: ModelJob) -> tuple[DeepGenerativeModel, dict[str, float]]:
+    """Train the model ``job`` names and score it (``evaluate``), on one thread when on the CPU."""
+    data = load_data(job.config, job.seed)
+    on_cpu = data.X_unlabelled.device.type == "cpu"
+    with torch_threads(1) if on_cpu else contextlib.nullcontext():
+        model = train_model(job.kind, data, job.config, seed=job.seed, checkpoint=job.checkpoint,
+                            desc=f"{NAMES[job.kind]}, seed {job.seed}")
+        return model, evaluate(model, data)
+
+
+def job_scores(job: ModelJob) -> dict[str, float]:
+    """The scores of ``train_and_evaluate`` alone: what a run's stage stores."""
+    return train_and_evaluate(job)[1]
+
+
+def model_jobs(config: Config, checkpoints: Callable[[str], Path] | None = None,
+               prefix: str = "") -> dict[str, ModelJob]:
+    """Every run of ``config`` (each model on each seed), by stage name ``<prefix><kind>-seed<seed>``;
+    ``checkpoints(name)`` gives each run's checkpoint path. M2 runs come first: they take longest."""
+    names = [(f"{prefix}{kind}-seed{seed}", kind, seed) for kind in config.models for seed in config.seeds]
+    return {name: ModelJob(config, kind, seed, checkpoints(name) if checkpoints else None)
+            for name, kind, seed in names}
+
+
+def compare(config: Config, workers: int | None = None) -> Comparison:
+    """Every model of ``config.models`` on every seed, each seed with its own split of the labels;
+    trained side by side on ``workers`` processes (default: one per CPU core on the CPU)."""
+    jobs = list(model_jobs(config).values())
+    results = dict(in_processes(train_and_evaluate, jobs, workers or default_workers(select_device(config.device)),
+                                desc="models"))
+    scores = {kind: [results[job][1] for job in jobs if job.kind == kind] for kind in config.models}
+    first_seed = config.seeds[0]
+    models = {job.kind: results[job][0] for job in jobs if job.seed == first_seed}
+    return Comparison(scores, load_data(config, first_seed), models)
+
+
+def run_experiment(config: Config, state: RunState, workers: int | None = None) -> dict[str, float]:
+    """Every (dataset, model, seed) run as its own resumable stage, checkpointed every epoch, trained
+    side by side on ``workers`` processes (default: one per CPU core on the CPU).
 
     Runs ``config.dataset`` and, when ``config.runs_stand_in``, the prototypes stand-in with the same
     recipe; returns the record's metrics (``experiment_metrics``).
     """
-    def stage(run_config: Config, kind: str, seed: int):
-        def run(checkpoint: Path) -> dict[str, float]:
-            data = load_data(run_config, seed)
-            model = train_model(kind, data, run_config, seed=seed, desc=f"{NAMES[kind]}, seed {seed}",
-                                checkpoint=checkpoint)
-            return evaluate(model, data)
-        return run
+    runs = {"": model_jobs(config, state.checkpoint_path)}
+    if config.runs_stand_in:
+        runs["prototypes-"] = model_jobs(config.stand_in_config(), state.checkpoint_path, "prototypes-")
+    jobs = {name: job for group in runs.values() for name, job in group.items()}
+    missing = [name for name in jobs if name not in state.stages]
+    state.mark_started(missing)
+    stage_of = {job: name for name, job in jobs.items()}
+    workers = workers or default_workers(select_device(config.device))
+    for job, scores in in_processes(job_scores, [jobs[name] for name in missing], workers, desc="models"):
+        state.stage(stage_of[job], lambda _, scores=scores: scores)
 
-    def all_runs(run_config: Config, prefix: str) -> dict[str, list[dict[str, float]]]:
-        return {kind: [state.stage(f"{prefix}{kind}-seed{seed}", stage(run_config, kind, seed))
-                       for seed in run_config.seeds] for kind in run_config.models}
+    def scores_of(group: dict[str, ModelJob]) -> dict[str, list[dict[str, float]]]:
+        return {kind: [state.stages[name] for name, job in group.items() if job.kind == kind] for kind in config.models}
 
-    scores = all_runs(config, "")
-    stand_in = all_runs(config.stand_in_config(), "prototypes-") if config.runs_stand_in else None
-    return experiment_metrics(scores, stand_in)
+    stand_in = scores_of(runs["prototypes-"]) if config.runs_stand_in else None
+    return experiment_metrics(scores_of(runs[""]), stand_in)

@@ -1,0 +1,55 @@
+"""Independent training runs side by side, one worker process per CPU core.
+
+Several chapters train a handful of small, independent models (agents, seeds, model kinds). Each
+such run pins one torch thread (``rfy.runtime.torch_threads``), so one run cannot use a second
+core, and two threads per run on a busy machine spin rather than compute. Running the runs in
+separate processes uses every core, and because each run seeds itself and uses one thread, a run
+gives the same bits in a worker as in the calling process.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import TypeVar
+
+import torch
+
+from rfy.progress import progress
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def default_workers(device: torch.device | str) -> int:
+    """One worker per CPU core when the runs train on the CPU; one otherwise (runs sharing one GPU
+    would only queue for it)."""
+    return cpu_cores() if torch.device(device).type == "cpu" else 1
+
+
+def in_processes(function: Callable[[Job], Result], jobs: Sequence[Job], workers: int, *,
+                 desc: str = "runs") -> Iterator[tuple[Job, Result]]:
+    """Yield ``(job, function(job))`` for every job, as each finishes, computed on ``workers`` processes.
+
+    With one worker (or one job) everything runs here, in order. ``function`` and the jobs must be
+    picklable (a module-level function, plain data), and so must the results. Workers are spawned,
+    not forked: forking a process whose torch threads are running (a notebook kernel) can deadlock.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        yield from ((job, function(job)) for job in jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(function, job): job for job in jobs}
+        for future in progress(as_completed(futures), total=len(futures), desc=desc, unit="run"):
+            yield futures[future], future.result()

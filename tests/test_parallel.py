@@ -1,0 +1,35 @@
+"""Runs side by side in worker processes: the same results as in order, here, and clear errors."""
+import math
+
+import pytest
+import torch
+
+from rfy.parallel import cpu_cores, default_workers, in_processes
+
+
+def test_worker_processes_return_every_job_with_its_own_result():
+    jobs = [5, 3, 8, 1]
+    results = dict(in_processes(math.factorial, jobs, workers=2))
+    assert results == {job: math.factorial(job) for job in jobs}
+
+
+def test_one_worker_runs_the_jobs_here_in_order():
+    order = []
+    results = list(in_processes(lambda job: order.append(job) or -job, [2, 7, 1], workers=1))
+    assert results == [(2, -2), (7, -7), (1, -1)] and order == [2, 7, 1]
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    with pytest.raises(ValueError, match="factorial"):
+        dict(in_processes(math.factorial, [3, -1], workers=2))
+
+
+@pytest.mark.parametrize("workers", [0, -2, 1.5, True, "2"])
+def test_workers_must_be_a_positive_integer(workers):
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        list(in_processes(math.factorial, [1, 2], workers=workers))
+
+
+def test_default_workers_is_one_per_core_on_the_cpu_and_one_on_an_accelerator():
+    assert default_workers("cpu") == cpu_cores() >= 1
+    assert default_workers("cuda") == 1 and default_workers(torch.device("mps")) == 1
