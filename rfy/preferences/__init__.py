@@ -44,7 +44,7 @@ AGENTS = Config().agents  # agents of each kind in the reduced preset
 PAPER_NUMBERS = [
     # Reduced mode: our Pendulum runs; the paper has no number on Pendulum.
     PaperNumber(f"Return of RL on the true reward (median of {AGENTS} PPO agents)", "true_reward_return", None,
-                "christiano2017deep", "PPO, 40k steps per agent", higher_is_better=True, data=REDUCED_DATA,
+                "christiano2017deep", f"PPO, {Config().total_timesteps // 1000}k steps per agent", higher_is_better=True, data=REDUCED_DATA,
                 mode="reduced", decimals=0),
     PaperNumber("Return of a random policy", "random_return", None, "christiano2017deep", higher_is_better=True,
                 data=REDUCED_DATA, mode="reduced", decimals=0),

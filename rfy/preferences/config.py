@@ -15,7 +15,7 @@ NORMALISATIONS = ("initial", "recent")
 
 @dataclasses.dataclass(frozen=True)
 class Config(RunConfig):
-    """Every knob of the chapter. Defaults: Pendulum, 40k PPO steps, 300 synthetic comparisons, CPU.
+    """Every knob of the chapter. Defaults: Pendulum, 60k PPO steps, 300 synthetic comparisons, CPU.
 
     ``agents`` independently seeded agents of each kind are trained (seeds from ``agent_seeds``; five,
     as the paper averages its synthetic-label runs over five seeds). The claims are on the best agent
@@ -32,7 +32,7 @@ class Config(RunConfig):
     }
 
     env_id: str = "Pendulum-v1"
-    total_timesteps: int = 40_960
+    total_timesteps: int = 61_440  # 60 rollouts of n_envs × n_steps
     n_envs: int = 8
     agents: int = 5
     comparisons: tuple[int, ...] = (300,)
