@@ -36,7 +36,7 @@ class Config(RunConfig):
     solver_steps: int = 4
     tol: float = 1e-3
     adjoint: bool = False
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 32
     optimizer: str = "adam"
     lr: float = 1e-2
