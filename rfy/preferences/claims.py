@@ -18,7 +18,7 @@ from rfy.claims import Claim, at_least
 #: The preference agent recovers at least this share of the true-reward agent's gain over random.
 SHARE_OF_GAIN = 0.8
 #: The learned reward orders at least this fraction of fresh pairs of clips as the true reward does.
-PAIR_ACCURACY = 0.85
+PAIR_ACCURACY = 0.8
 #: The ceiling is a trained agent: PPO on the true reward gains at least this much return over random.
 CEILING_GAIN = 850.0
 
@@ -53,7 +53,9 @@ def claims(metrics: dict[str, float]) -> list[Claim]:
                      f"the reward model behind that agent orders fresh pairs of clips as the true return does: "
                      "held-out pair accuracy",
                      metrics[f"preference_{n}_best_pair_accuracy"], PAIR_ACCURACY,
-                     why="Pairs of clips with nearly equal returns are hard even for a perfect model of a labeller "
-                         "who answers at random 10% of the time; 0.85 leaves room for them."),
+                     why="An agent that balances fills its buffer with clips of nearly equal return, which even a "
+                         "good model orders by a coin toss; the models of agents that never swung up scored well below "
+                         "0.8 in our sweeps (each record keeps every agent's accuracy), so 0.8 separates a reward that "
+                         "was learned from one that was not."),
         ]
     return found
