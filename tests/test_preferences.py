@@ -238,7 +238,7 @@ def test_agent_seeds_of_different_run_seeds_are_disjoint():
     seeds = [agent_seeds(Config(seed=s, agents=3)) for s in range(10)]
     assert seeds[0] == [0, 1, 2] and seeds[1] == [3, 4, 5]
     assert len({seed for group in seeds for seed in group}) == 30
-    assert agent_seeds(Config(seed=1)) == [5, 6, 7, 8, 9]  # the preset's five agents
+    assert agent_seeds(Config(seed=1)) == list(range(8, 16))  # the preset's eight agents
     assert agent_seeds(Config(seed=4, agents=1)) == [4]
 
 

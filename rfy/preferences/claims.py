@@ -1,10 +1,10 @@
 """What chapter 4 asserts, computed from the metrics of ``run_experiment`` alone.
 
-A run trains ``agents`` independently seeded agents of each kind (five in the reduced preset, as the
-paper averages five seeds), all evaluated on the same test start states. The share of the gain is
-taken of the *best* true-reward agent, so that agent is the ceiling asserted to be trained. For
-the preference agents we assert that the best of the five recovers most of that gain, and that the
-reward model that taught it generalises. At 60k steps a PPO run, on either reward, sometimes never
+A run trains ``agents`` independently seeded agents of each kind (eight in the reduced preset), all
+evaluated on the same test start states. The share of the gain is taken of the *best* true-reward
+agent, so that agent is the ceiling asserted to be trained. For the preference agents we assert
+that the best of the eight recovers most of that gain, and that the reward model that taught it
+generalises. At 40k steps a PPO run, on either reward, sometimes never
 finds the swing-up (some end below random), so the median agent does not reliably reach the
 ceiling; ``true_reward_return``, ``preference_<n>_fraction`` (the medians) and
 ``preference_<n>_agents_reaching_80pct`` report that, but are not asserted.
