@@ -12,10 +12,11 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
+from rfy.checkpoint import RunState
 from rfy.progress import progress
 
 Job = TypeVar("Job")
@@ -53,3 +54,19 @@ def in_processes(function: Callable[[Job], Result], jobs: Sequence[Job], workers
         futures = {pool.submit(function, job): job for job in jobs}
         for future in progress(as_completed(futures), total=len(futures), desc=desc, unit="run"):
             yield futures[future], future.result()
+
+
+def stages_in_processes(state: RunState, jobs: dict[str, Job], function: Callable[[Job], dict[str, Any]],
+                        workers: int, *, desc: str = "runs") -> dict[str, dict[str, Any]]:
+    """The metrics of every stage of ``jobs`` (stage name → job), in the order of ``jobs``.
+
+    Stages that ``state`` has not finished are computed as ``function(job)`` on ``workers`` processes
+    (``in_processes``), and each is saved as soon as it finishes, so an interrupted run resumes
+    with the rest. They are marked started first, so a start-over deletes the checkpoints their
+    workers wrote. The jobs must be hashable (frozen dataclasses).
+    """
+    missing = {job: name for name, job in jobs.items() if name not in state.stages}
+    state.mark_started(list(missing.values()))
+    for job, metrics in in_processes(function, list(missing), workers, desc=desc):
+        state.stage(missing[job], lambda _, metrics=metrics: metrics)
+    return {name: state.stages[name] for name in jobs}

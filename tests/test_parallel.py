@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from rfy.parallel import cpu_cores, default_workers, in_processes
+from rfy.checkpoint import RunState
+from rfy.parallel import cpu_cores, default_workers, in_processes, stages_in_processes
 
 
 def test_worker_processes_return_every_job_with_its_own_result():
@@ -33,3 +34,14 @@ def test_workers_must_be_a_positive_integer(workers):
 def test_default_workers_is_one_per_core_on_the_cpu_and_one_on_an_accelerator():
     assert default_workers("cpu") == cpu_cores() >= 1
     assert default_workers("cuda") == 1 and default_workers(torch.device("mps")) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stages_in_processes_runs_only_unfinished_stages_and_saves_each(tmp_path, workers):
+    state = RunState(tmp_path / "run", resume=False)
+    state.stage("done", lambda _: {"x": -1.0})  # finished earlier: its job must not run again
+    jobs = {"first": (("x", 1.0),), "done": (("x", 2.0),), "last": (("x", 3.0),)}
+    metrics = stages_in_processes(state, jobs, dict, workers)
+    assert list(metrics) == ["first", "done", "last"]
+    assert metrics == {"first": {"x": 1.0}, "done": {"x": -1.0}, "last": {"x": 3.0}}
+    assert RunState(tmp_path / "run", resume=True).stages == metrics

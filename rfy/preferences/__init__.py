@@ -26,7 +26,7 @@ from rfy.preferences.envs import ENVIRONMENTS, MUJOCO_HINT, make_env, make_vec, 
 from rfy.preferences.experiments import (AgentJob, AgentRun, Evaluation, PreferenceRun, agent_jobs, agent_seeds,
                                          backflip_metrics, best_over_agents, evaluate, gain_ratio,
                                          heldout_accuracy, make_ppo, median_over_agents, preference_metrics,
-                                         random_policy, random_run, run_experiment, run_jobs, summarise,
+                                         random_policy, random_run, run_experiment, summarise,
                                          train_agents, train_from_preferences, train_true_reward_agent,
                                          true_reward_metrics)
 from rfy.preferences.oracle import SCORERS, backflip_score, synthetic_preferences, true_return_score
@@ -84,5 +84,5 @@ __all__ = [
     "label_schedule", "round_boundaries", "EpisodeBuffer", "LearnedRewardVecEnv", "step_features", "make_env",
     "make_vec", "require_mujoco", "train_from_preferences", "train_true_reward_agent", "random_run",
     "random_policy", "evaluate", "backflip_metrics", "heldout_accuracy", "gain_ratio", "AgentRun", "PreferenceRun",
-    "Evaluation", "AgentJob", "agent_jobs", "train_agents", "run_jobs",
+    "Evaluation", "AgentJob", "agent_jobs", "train_agents",
 ]

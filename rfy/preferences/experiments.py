@@ -8,9 +8,8 @@ process per core (``rfy.parallel``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rfy.checkpoint import RunState
-from rfy.parallel import default_workers, in_processes
+from rfy.parallel import default_workers, in_processes, stages_in_processes
 from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import Config
 from rfy.preferences.envs import ENVIRONMENTS, make_env, make_vec
@@ -44,7 +43,7 @@ class TrueReturnLog(BaseCallback):
 
     def __getstate__(self) -> dict[str, list]:
         """Pickle the curve alone: the callback also holds its PPO model and environments, which cannot
-        be sent back from a worker process (``run_jobs``)."""
+        be sent back from a worker process (``rfy.parallel.in_processes``)."""
         return {"timesteps": self.timesteps, "returns": self.returns}
 
     def _on_step(self) -> bool:
@@ -363,20 +362,13 @@ def job_metrics(job: AgentJob) -> dict[str, float]:
     return preference_metrics(run, job.config, job.comparisons, job.index)
 
 
-def run_jobs(function: Callable[[AgentJob], Any], jobs: list[AgentJob],
-             workers: int | None = None) -> Iterator[tuple[AgentJob, Any]]:
-    """Yield ``(job, function(job))`` for every agent as it finishes, on ``workers`` processes
-    (default: one per CPU core on the CPU, ``rfy.parallel.default_workers``)."""
-    workers = workers or default_workers(jobs[0].device if jobs else "cpu")
-    return in_processes(function, jobs, workers, desc="agents")
-
-
 def train_agents(config: Config, device: torch.device | str = "cpu",
                  workers: int | None = None) -> tuple[list[AgentRun], dict[int, list[PreferenceRun]]]:
     """All agents of a run, as ``(true_reward_runs, {comparisons: preference_runs})``, each list in
     agent order; trained side by side on ``workers`` processes (default: one per CPU core)."""
+    device = select_device(device)  # "auto" and unavailable devices are resolved here, before training
     jobs = agent_jobs(config, device)
-    runs = dict(run_jobs(train_job, jobs, workers))
+    runs = dict(in_processes(train_job, jobs, workers or default_workers(device), desc="agents"))
     true_runs = [runs[job] for job in jobs if job.comparisons is None]
     return true_runs, {n: [runs[job] for job in jobs if job.comparisons == n] for n in config.comparisons}
 
@@ -385,19 +377,16 @@ def run_experiment(config: Config, state: RunState, workers: int | None = None) 
     """Random policy, ``config.agents`` true-reward agents, as many preference agents per comparison budget
     (and, if asked, the backflip), each a resumable stage; returns the metrics a run record stores.
 
-    Agents train side by side on ``workers`` processes (``run_jobs``); each one's stage is saved as
-    soon as it finishes. Each kind's return is the median over its agents, all evaluated on the same
+    Agents train side by side on ``workers`` processes (default: one per CPU core on the CPU); each
+    one's stage is saved as soon as it finishes (``rfy.parallel.stages_in_processes``). Each kind's return is the median over its agents, all evaluated on the same
     test start states; ``preference_<n>_fraction`` is ``gain_ratio`` of those medians.
     """
     device = select_device(config.device)  # an unavailable device fails here, before any training
     metrics = dict(state.stage("random", lambda _: {"random_return": random_run(config).evaluation.mean}))
-    jobs = agent_jobs(config, device)
-    missing = [job for job in jobs if job.stage not in state.stages]
-    state.mark_started([job.stage for job in missing])
-    for job, result in run_jobs(job_metrics, missing, workers):
-        state.stage(job.stage, lambda _, result=result: result)
-    for job in jobs:
-        metrics |= state.stages[job.stage]
+    jobs = {job.stage: job for job in agent_jobs(config, device)}
+    for stage_metrics in stages_in_processes(state, jobs, job_metrics, workers or default_workers(device),
+                                             desc="agents").values():
+        metrics |= stage_metrics
     metrics = summarise(metrics, config)
     if config.backflip_timesteps:
         metrics |= state.stage("backflip", lambda _: backflip_metrics(config, device))

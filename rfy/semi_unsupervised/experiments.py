@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rfy.data import to_unit_interval
-from rfy.parallel import default_workers, in_processes
+from rfy.parallel import default_workers, in_processes, stages_in_processes
 from rfy.progress import progress
 from rfy.runtime import seed_everything, select_device, torch_threads
 from rfy.semi_unsupervised.config import N_CLASSES, Config
@@ -255,15 +255,11 @@ def run_experiment(config: Config, state: RunState, workers: int | None = None) 
     if config.runs_stand_in:
         runs["prototypes-"] = model_jobs(config.stand_in_config(), state.checkpoint_path, "prototypes-")
     jobs = {name: job for group in runs.values() for name, job in group.items()}
-    missing = [name for name in jobs if name not in state.stages]
-    state.mark_started(missing)
-    stage_of = {job: name for name, job in jobs.items()}
-    workers = workers or default_workers(select_device(config.device))
-    for job, scores in in_processes(job_scores, [jobs[name] for name in missing], workers, desc="models"):
-        state.stage(stage_of[job], lambda _, scores=scores: scores)
+    scores = stages_in_processes(state, jobs, job_scores, workers or default_workers(select_device(config.device)),
+                                 desc="models")
 
     def scores_of(group: dict[str, ModelJob]) -> dict[str, list[dict[str, float]]]:
-        return {kind: [state.stages[name] for name, job in group.items() if job.kind == kind] for kind in config.models}
+        return {kind: [scores[name] for name, job in group.items() if job.kind == kind] for kind in config.models}
 
     stand_in = scores_of(runs["prototypes-"]) if config.runs_stand_in else None
     return experiment_metrics(scores_of(runs[""]), stand_in)
