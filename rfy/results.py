@@ -205,6 +205,8 @@ def read_records(chapter: str, root: Path | None = None) -> list[RunRecord]:
     folder = (root or results_dir()) / chapter
     records = []
     for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("estimate-"):  # what a preset costs (rfy.cost), not a run
+            continue
         try:
             records.append(read_record(path))
         except CorruptFileError as error:
