@@ -10,12 +10,13 @@ import hashlib
 import http.client
 import os
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
-from rfy.data.registry import RemoteFile, get_spec
+from rfy.data.registry import RemoteFile, SystemCopy, get_spec
 from rfy.errors import ChecksumError, DatasetNotAvailableError
 from rfy.files import atomic_write, ensure_writable_dir, remove_stale_partials
 from rfy.progress import progress
@@ -71,15 +72,37 @@ def fetch_dataset(name: str, *, download: bool = True,
                   opener: UrlOpener | None = None) -> dict[str, Path]:
     """Verified local paths of every file of dataset ``name``, keyed by filename.
 
-    Missing files are downloaded when ``download`` is true; one DatasetNotAvailableError
-    then lists every file that is still missing.
+    A complete system copy (``spec.system_copies``, e.g. Debian's Fashion-MNIST), each file matching its
+    packaged sha256, is read in place. Otherwise missing files are downloaded into the cache when
+    ``download`` is true; one DatasetNotAvailableError then lists every file that is still missing, and
+    names the system package that would provide them.
     """
     spec = get_spec(name)
-    return _fetch_all(spec.files, dataset_dir(name), spec.name, download, opener)
+    in_system = system_copy_paths(spec.system_copies, [remote.filename for remote in spec.files])
+    if in_system:
+        return in_system
+    return _fetch_all(spec.files, dataset_dir(name), spec.name, download, opener, spec.system_copies)
+
+
+def system_copy_paths(copies: Iterable[SystemCopy], filenames: list[str]) -> dict[str, Path]:
+    """Paths of every file in ``filenames`` from the first system copy that has them all, each matching
+    that copy's sha256; ``{}`` when no copy is complete. A copy whose file fails its checksum is skipped
+    with a warning (a damaged package must not pass for the dataset)."""
+    for copy in copies:
+        paths = {name: Path(copy.directory) / name for name in filenames}
+        if not all(path.is_file() for path in paths.values()):
+            continue
+        bad = [name for name, path in paths.items() if sha256_of(path) != copy.sha256.get(name)]
+        if bad:
+            warnings.warn(f"{copy.directory}: {', '.join(bad)} do not match the packaged sha256, so this copy "
+                          f"is not used; reinstall it ({copy.install})", stacklevel=3)
+            continue
+        return paths
+    return {}
 
 
 def _fetch_all(files: Iterable[RemoteFile], directory: Path, dataset: str, download: bool,
-               opener: UrlOpener | None) -> dict[str, Path]:
+               opener: UrlOpener | None, system_copies: tuple[SystemCopy, ...] = ()) -> dict[str, Path]:
     """Verified paths for ``files``; raise once, listing every bad and every missing file, if any.
 
     A wrong checksum does not stop the check of the other files: the error lists them all, so a
@@ -106,10 +129,10 @@ def _fetch_all(files: Iterable[RemoteFile], directory: Path, dataset: str, downl
             else:
                 found[remote.filename] = target
     if corrupt:
-        extra = [_missing_message(dataset, directory, missing)] if missing else []
+        extra = [_missing_message(dataset, directory, missing, system_copies)] if missing else []
         raise ChecksumError("\n".join(corrupt + extra))
     if missing:
-        raise DatasetNotAvailableError(_missing_message(dataset, directory, missing))
+        raise DatasetNotAvailableError(_missing_message(dataset, directory, missing, system_copies))
     return found
 
 
@@ -172,7 +195,8 @@ def _stream_and_hash(url: str, sink: IO[bytes], remote: RemoteFile, opener: UrlO
     return digest.hexdigest()
 
 
-def _missing_message(dataset: str, directory: Path, missing: list[tuple[RemoteFile, list[str]]]) -> str:
+def _missing_message(dataset: str, directory: Path, missing: list[tuple[RemoteFile, list[str]]],
+                     system_copies: tuple[SystemCopy, ...] = ()) -> str:
     """Tell the reader exactly which files to fetch, from where, and where to put them."""
     lines = [f"Dataset {dataset!r} is not available: {len(missing)} file(s) are missing from {directory}."]
     for remote, failures in missing:
@@ -184,4 +208,6 @@ def _missing_message(dataset: str, directory: Path, missing: list[tuple[RemoteFi
         f"Download the files by hand, place them in {directory}, and run again; "
         f"set RFY_DATA to keep datasets somewhere else (currently {data_dir()})."
     )
+    lines.extend(f"Or install the packaged copy, which rfy reads in place from {copy.directory}: {copy.install}."
+                 for copy in system_copies)
     return "\n".join(lines)

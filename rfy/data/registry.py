@@ -31,14 +31,30 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class SystemCopy:
+    """The same files installed by a system package, read in place: ``directory`` holds them under the
+    registry's file names, each pinned by its own sha256 (``sha256[filename]``); ``install`` is the
+    command that puts them there."""
+
+    directory: str
+    sha256: dict[str, str]
+    install: str
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset as a set of remote files plus the facts a reader needs to trust it."""
+    """A dataset as a set of remote files plus the facts a reader needs to trust it.
+
+    ``system_copies`` are packaged copies of the same files that are used, when present and matching
+    their own checksums, instead of downloading into the cache.
+    """
 
     name: str
     description: str
     files: tuple[RemoteFile, ...]
     homepage: str
     license_note: str
+    system_copies: tuple[SystemCopy, ...] = ()
 
 
 MNIST_MIRRORS = (
@@ -100,6 +116,17 @@ FASHION_MNIST = DatasetSpec(
     ),
     homepage="https://github.com/zalandoresearch/fashion-mnist",
     license_note="Zalando SE, MIT License.",
+    system_copies=(
+        # Debian's dataset-fashion-mnist (0.0~git20200523.55506a9-1). Its .gz files hold the same bytes once
+        # unpacked, but were recompressed without the original file name in the gzip header (24 bytes
+        # shorter each), so they have their own sha256, computed from the package's files.
+        SystemCopy("/usr/share/datasets/fashion-mnist", {
+            "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+            "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+            "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+            "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+        }, "apt-get install dataset-fashion-mnist (Debian, Ubuntu)"),
+    ),
 )
 
 CIFAR10 = DatasetSpec(
