@@ -4,6 +4,7 @@
     torchrun --nproc_per_node 8 -m rfy run mixmatch --mode full
     python -m rfy claims mixmatch --seeds 0-9
     python -m rfy bench mixmatch
+    python -m rfy estimate mixmatch --device cuda
     python -m rfy data download mnist
     python -m rfy results table
     python -m rfy results robustness --output book/_generated/robustness_table.md
@@ -236,6 +237,38 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def estimate_command(args: argparse.Namespace) -> int:
+    """``rfy estimate``: time the preset's real steps at its true size here, project its cost, write a record."""
+    from rfy.cost import estimate, format_bytes, format_duration, write_estimate
+
+    module = chapter_module(args.chapter)
+    cost_parts = getattr(module, "cost_parts", None)
+    if cost_parts is None:
+        raise ConfigError(f"chapter {args.chapter!r} cannot be estimated yet; chapters that can: "
+                          f"{tuple(s for s in CHAPTER_MODULES if hasattr(chapter_module(s), 'cost_parts'))}")
+    config = build_config(module, args.mode, 0, args.device, [])
+    device = select_device(config.device)
+    on_gpu = device.type == "cuda"
+    steps = args.steps if args.steps is not None else (10 if on_gpu else 2)
+    results = None if args.no_record else check_folders(args).results
+    print(f"{CHAPTER_TITLES[args.chapter]}: timing the {args.mode} preset's real steps on {device} ...", flush=True)
+    measured = estimate(args.chapter, config, cost_parts(config), device, steps=steps, warmup=5 if on_gpu else 1)
+    print(f"\n  {'training':<44} {'per step':>10} {'steps':>12} {'projected':>10}")
+    for part in measured.parts:
+        unit = "" if part.unit == "step" else f" ({part.unit})"
+        print(f"  {part.name + unit:<44} {part.seconds_per_step * 1000:>8.2f}ms {part.steps:>12,} "
+              f"{format_duration(part.projected_s):>10}")
+    memory = "CUDA peak allocated" if on_gpu else "peak RSS of this process"
+    fits = {True: "yes", False: "no", None: "unknown (measured on a CPU; run estimate on a GPU)"}[measured.fits_small_gpu]
+    print(f"\n  device: {measured.device_name}; median of {steps} timed steps per training")
+    print(f"  peak memory: {format_bytes(measured.peak_memory_bytes)} ({memory}); fits a 16 GB GPU: {fits}")
+    print(f"  whole {args.mode} preset: {format_duration(measured.projected_s)}, its trainings one after another; "
+          f"{measured.sessions} 12-hour session(s) with --resume")
+    if results is not None:
+        print(f"estimate record written to {write_estimate(measured, results)}")
+    return 0
+
+
 def data_command(args: argparse.Namespace) -> int:
     if args.action == "list":
         for name, spec in data.REGISTRY.items():
@@ -256,6 +289,10 @@ def data_command(args: argparse.Namespace) -> int:
 def results_command(args: argparse.Namespace) -> int:
     if args.action == "robustness":
         table = robustness_table()
+    elif args.action == "costs":
+        from rfy.cost import cost_table
+
+        table = cost_table(results_dir(), {slug: CHAPTER_TITLES[slug] for slug in CHAPTER_MODULES})
     else:
         rows = [row for slug in CHAPTER_MODULES
                 for row in reproduction_rows(slug, chapter_module(slug).PAPER_NUMBERS, results_dir())]
@@ -330,16 +367,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=64)
     bench.set_defaults(handler=bench_command)
 
+    estimate_parser = commands.add_parser(
+        "estimate", help="time a chapter's preset at its true size on this device and project what it costs",
+        description="Build the preset exactly as 'rfy run' would, on synthetic data of the real shape (no download), "
+                    "time real training steps of each of its trainings after warm-up, and print seconds per step, "
+                    "peak memory, the projected wall time of the whole preset, how many 12-hour sessions that is "
+                    "with --resume, and whether it fits a 16 GB GPU. Writes results/<chapter>/estimate-<mode>-<device>.json.")
+    estimate_parser.add_argument("chapter", choices=tuple(CHAPTER_MODULES))
+    estimate_parser.add_argument("--mode", choices=MODES, default="full")
+    estimate_parser.add_argument("--steps", type=int, help="timed steps per training (default: 10 on a GPU, 2 on a CPU)")
+    estimate_parser.add_argument("--no-record", action="store_true", help="print only; write no estimate record")
+    _add_folder_options(estimate_parser)
+    estimate_parser.set_defaults(handler=estimate_command)
+
     data_parser = commands.add_parser("data", help="list, locate or download datasets")
     data_parser.add_argument("action", choices=("list", "path", "download"))
     data_parser.add_argument("name", nargs="?")
     data_parser.set_defaults(handler=data_command)
 
     results = commands.add_parser(
-        "results", help="print the reproduction table, or the claims-over-seeds table, from results/",
+        "results", help="print the reproduction table, the claims-over-seeds table or the cost table, from results/",
         description="table: the paper's numbers beside our preset runs on the same data. robustness: each "
-                    "claim's seeds passed / seeds run, from the preset reduced-mode records, with their commits.")
-    results.add_argument("action", choices=("table", "robustness"))
+                    "claim's seeds passed / seeds run, from the preset reduced-mode records, with their commits. "
+                    "costs: what each chapter's full preset costs, from the estimate records ('rfy estimate').")
+    results.add_argument("action", choices=("table", "robustness", "costs"))
     results.add_argument("--output", help="write the Markdown table to this file")
     results.set_defaults(handler=results_command)
 

@@ -242,3 +242,25 @@ def format_duration(seconds: float) -> str:
 def format_bytes(count: int) -> str:
     """``812 MiB`` or ``14.2 GiB``."""
     return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
+
+
+def cost_table(root: Path, chapters: dict[str, str], mode: str = "full") -> str:
+    """Markdown table of every ``mode`` estimate record under ``root``: one row per chapter and device,
+    in the order of ``chapters`` (slug → title)."""
+    lines = ["| Chapter | Device | Trainings | Slowest step | Peak memory | Whole preset | 12-hour sessions | "
+             "Fits 16 GB | Measured |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for slug, title in chapters.items():
+        for item in read_estimates(root, slug):
+            if item.mode != mode:
+                continue
+            slowest = max(item.parts, key=lambda part: part.seconds_per_step)
+            fits = {True: "yes", False: "no", None: "—"}[item.fits_small_gpu]
+            memory = format_bytes(item.peak_memory_bytes) + ("" if item.peak_memory_kind == "cuda" else " (RSS)")
+            lines.append(f"| {title} | {item.device_name} | {len(item.parts)} | "
+                         f"{slowest.seconds_per_step * 1000:.3g} ms ({slowest.name}) | {memory} | "
+                         f"{format_duration(item.projected_s)} | {item.sessions} | {fits} | "
+                         f"{item.measured_at[:10]}, `{item.git_commit[:10]}` |")
+    if len(lines) == 2:
+        lines.append("| — | no estimate recorded yet: run `python -m rfy estimate <chapter>` | | | | | | | |")
+    return "\n".join(lines) + "\n"

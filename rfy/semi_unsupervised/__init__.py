@@ -13,17 +13,19 @@ Gaussian cluster in latent space. The package has:
 * ``cluster_to_label`` and ``evaluate``: naming clusters on the validation split, scoring on the test split;
 * ``train_model``, ``compare`` and ``run_experiment``: M2 against GM-DGM over several seeds, on digits
   and on the stand-in;
-* ``claims``: what the chapter asserts about those metrics.
+* ``claims``: what the chapter asserts about those metrics;
+* ``cost_parts``: each model's real training step at the preset's size, for ``rfy estimate``.
 """
 from rfy.results import PaperNumber
 from rfy.semi_unsupervised.claims import claims
 from rfy.semi_unsupervised.config import Config
+from rfy.semi_unsupervised.cost import cost_parts
 from rfy.semi_unsupervised.data import SemiUnsupervisedData, labelled_mask, make_semi_unsupervised, prototype_images
 from rfy.semi_unsupervised.evaluation import UNMAPPED, accuracies, cluster_to_label
 from rfy.semi_unsupervised.experiments import (NAMES, STAND_IN, Comparison, ModelJob, compare, evaluate,
                                                experiment_metrics, label_clusters, latent_means, load_data,
                                                masked_gaps, model_jobs, predict_clusters, run_experiment,
-                                               train_and_evaluate, train_model)
+                                               TrainingStep, train_and_evaluate, train_model)
 from rfy.semi_unsupervised.model import GMDGM, M2, DeepGenerativeModel, make_model
 from rfy.semi_unsupervised.objectives import (bernoulli_log_likelihood, class_prior, gaussian_kl, labelled_bound,
                                               semi_unsupervised_loss, unlabelled_bound)
@@ -47,7 +49,7 @@ PAPER_NUMBERS = [
 ]
 
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "experiment_metrics", "masked_gaps", "STAND_IN",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "cost_parts", "TrainingStep", "experiment_metrics", "masked_gaps", "STAND_IN",
     "compare", "Comparison", "train_model", "evaluate", "load_data",
     "label_clusters", "predict_clusters", "latent_means", "NAMES", "M2", "GMDGM", "DeepGenerativeModel",
     "make_model", "unlabelled_bound", "labelled_bound", "class_prior", "semi_unsupervised_loss",

@@ -63,11 +63,100 @@ def build_model(kind: str, data: SemiUnsupervisedData, config: Config) -> DeepGe
 
 
 def training_loss(model: DeepGenerativeModel, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
-                  alpha: float, kl_weight: float = 1.0) -> torch.Tensor:
+                  alpha: float, kl_weight: float | torch.Tensor = 1.0) -> torch.Tensor:
     """The negative objective on one labelled and one unlabelled batch (binarised rows)."""
     bounds_l = model.bound(x_l, F.one_hot(y_l, model.n_clusters).float(), kl_weight=kl_weight)
     bounds_u = unlabelled_bound(model.class_logits(x_u), model.bounds_all_classes(x_u, kl_weight=kl_weight))
     return semi_unsupervised_loss(bounds_l, labelled_log_q(model, x_l, y_l), bounds_u, alpha)
+
+
+class TrainingStep:
+    """One optimisation step of the objective: a random labelled batch, the unlabelled batch ``u_index``,
+    dynamic binarisation, the negative bound, backward, gradients clipped to ±``grad_clip``, Adam.
+
+    A step of these MLPs is a few hundred tiny kernels, so on a GPU Python's launch cost, not arithmetic,
+    sets its time. There the step is captured once as a CUDA graph (after ``GRAPH_WARMUP`` ordinary steps)
+    and replayed: the same kernels and random draws, launched at once. A batch of another size (the last
+    of an epoch) runs as an ordinary step.
+    """
+
+    GRAPH_WARMUP = 3
+
+    def __init__(self, model: DeepGenerativeModel, optimizer: torch.optim.Optimizer, data: SemiUnsupervisedData,
+                 config: Config, alpha: float) -> None:
+        self.model, self.optimizer, self.data, self.alpha = model, optimizer, data, alpha
+        self.batch_size, self.grad_clip = config.batch_size, config.grad_clip
+        device = data.X_unlabelled.device
+        self.kl_weight = torch.ones((), device=device)
+        self.u_index = torch.zeros(config.batch_size, dtype=torch.long, device=device)
+        self.use_graph = device.type == "cuda"
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager_steps = 0
+
+    def set_kl_weight(self, weight: float) -> None:
+        """The KL terms' weight for the coming steps (the warm-up's linear ramp)."""
+        self.kl_weight.fill_(weight)
+
+    def _step(self, u_index: torch.Tensor) -> torch.Tensor:
+        data = self.data
+        pick = torch.randint(len(data.X_labelled), (self.batch_size,), device=u_index.device)
+        x_l, x_u = binarise(flat(data.X_labelled[pick])), binarise(flat(data.X_unlabelled[u_index]))
+        loss = training_loss(self.model, x_l, data.y_labelled[pick], x_u, self.alpha, self.kl_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return loss
+
+    def __call__(self, u_index: torch.Tensor) -> None:
+        if not self.use_graph or len(u_index) != self.batch_size:
+            self._step(u_index)
+            return
+        self.u_index.copy_(u_index)
+        if self.graph is None and self.eager_steps < self.GRAPH_WARMUP:
+            self._warmup_step()
+        else:
+            if self.graph is None:
+                self.graph = self._capture()
+            self.graph.replay()
+
+    def _warmup_step(self) -> None:
+        """An ordinary step on a side stream, as CUDA graph capture wants before it records."""
+        stream = torch.cuda.Stream(self.u_index.device)
+        stream.wait_stream(torch.cuda.current_stream(self.u_index.device))
+        with torch.cuda.stream(stream):
+            self._step(self.u_index)
+        torch.cuda.current_stream(self.u_index.device).wait_stream(stream)
+        self.eager_steps += 1
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)  # gradients then live in the graph's own memory
+        with torch.cuda.graph(graph):
+            self._step(self.u_index)
+        return graph
+
+
+def make_optimizer(model: DeepGenerativeModel, config: Config) -> torch.optim.Adam:
+    """Adam at ``config.lr``; its step count lives on the GPU there, so the step can be a CUDA graph."""
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    return torch.optim.Adam(model.parameters(), lr=config.lr, capturable=on_gpu)
+
+
+def kl_weight_at(epoch: int, config: Config) -> float:
+    """The KL weight ramps linearly from 0 to 1 over ``warmup_epochs`` (1 throughout without warm-up)."""
+    return min(1.0, (epoch + 1) / config.warmup_epochs) if config.warmup_epochs else 1.0
+
+
+def classifier_weight(data: SemiUnsupervisedData, config: Config) -> float:
+    """$\\alpha$ = ``alpha_scale`` · N / N_labelled."""
+    n_u, n_l = len(data.X_unlabelled), len(data.X_labelled)
+    return config.alpha_scale * (n_u + n_l) / n_l
+
+
+def steps_per_epoch(data: SemiUnsupervisedData, config: Config) -> int:
+    """Batches of ``batch_size`` unlabelled images in one pass (the last one may be smaller)."""
+    return -(-len(data.X_unlabelled) // config.batch_size)
 
 
 def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: int = 0, desc: str = "",
@@ -75,12 +164,13 @@ def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: 
     """Adam on the objective, batches of ``batch_size`` labelled and ``batch_size`` unlabelled images.
 
     An epoch is one pass over the unlabelled images; the labelled ones are redrawn at random. The
-    KL terms ramp linearly from 0 to 1 over ``warmup_epochs``; gradients are clipped to ±``grad_clip``.
-    With ``checkpoint`` the state is saved after every epoch and an interrupted run resumes from it.
+    KL terms ramp linearly from 0 to 1 over ``warmup_epochs``; gradients are clipped to ±``grad_clip``
+    (``TrainingStep``). With ``checkpoint`` the state is saved after every epoch and an interrupted run
+    resumes from it.
     """
     seed_everything(seed)
     model = build_model(kind, data, config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config)
     saved = load_checkpoint(checkpoint) if checkpoint else None
     start = 0
     if saved is not None:
@@ -88,20 +178,13 @@ def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: 
         optimizer.load_state_dict(saved["optimizer"])
         set_rng_state(saved["rng"])
         start = saved["epoch"]
-    n_u, n_l = len(data.X_unlabelled), len(data.X_labelled)
-    alpha = config.alpha_scale * (n_u + n_l) / n_l
+    step = TrainingStep(model, optimizer, data, config, classifier_weight(data, config))
     device = data.X_unlabelled.device
     model.train()
     for epoch in progress(range(start, config.epochs), desc=desc, unit="epoch", total=config.epochs, initial=start):
-        kl_weight = min(1.0, (epoch + 1) / config.warmup_epochs) if config.warmup_epochs else 1.0
-        for batch in torch.randperm(n_u, device=device).split(config.batch_size):
-            pick = torch.randint(n_l, (config.batch_size,), device=device)
-            x_l, x_u = binarise(flat(data.X_labelled[pick])), binarise(flat(data.X_unlabelled[batch]))
-            loss = training_loss(model, x_l, data.y_labelled[pick], x_u, alpha, kl_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
-            optimizer.step()
+        step.set_kl_weight(kl_weight_at(epoch, config))
+        for batch in torch.randperm(len(data.X_unlabelled), device=device).split(config.batch_size):
+            step(batch)
         if checkpoint:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "rng": rng_state(), "epoch": epoch + 1})

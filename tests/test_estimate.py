@@ -1,0 +1,77 @@
+"""`rfy estimate`: real steps of a preset timed here, projected to the whole preset, kept as a record."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from rfy.cli import main
+from rfy.cost import SMALL_GPU_BYTES, Estimate, PartCost, cost_table, device_slug, read_estimates
+
+
+def part(seconds: float, steps: int, peak: int = 2**20) -> PartCost:
+    return PartCost("model", "step", steps, evaluations=4, seconds_per_step=seconds, seconds_per_evaluation=0.5,
+                    peak_memory_bytes=peak)
+
+
+def estimate_of(parts: list[PartCost], kind: str = "cuda") -> Estimate:
+    return Estimate("semi-unsupervised", "full", "cuda", "NVIDIA H200", parts, 10, {}, {}, "abc", "2026-12-04T00:00",
+                    kind)
+
+
+def test_projection_sums_steps_and_evaluations_of_every_part() -> None:
+    result = estimate_of([part(0.01, 1000), part(0.02, 500)])
+    assert result.projected_s == pytest.approx(0.01 * 1000 + 4 * 0.5 + 0.02 * 500 + 4 * 0.5)
+
+
+def test_sessions_round_up_to_whole_twelve_hour_sessions() -> None:
+    evaluations_s = 4 * 0.5
+    assert estimate_of([part(1.0, 12 * 3600 - 2)]).projected_s == 12 * 3600 - 2 + evaluations_s
+    assert estimate_of([part(1.0, 12 * 3600 - 2)]).sessions == 1
+    assert estimate_of([part(1.0, 12 * 3600 - 1)]).sessions == 2
+
+
+def test_fits_a_small_gpu_only_says_so_for_cuda_measurements() -> None:
+    assert estimate_of([part(0.1, 1, SMALL_GPU_BYTES)]).fits_small_gpu is True
+    assert estimate_of([part(0.1, 1, SMALL_GPU_BYTES + 1)]).fits_small_gpu is False
+    assert estimate_of([part(0.1, 1)], kind="cpu-rss").fits_small_gpu is None
+
+
+def test_device_slug() -> None:
+    assert device_slug("NVIDIA H200") == "nvidia-h200" and device_slug("CPU (2 cores)") == "cpu-2-cores"
+
+
+def test_estimate_command_times_real_steps_and_writes_a_record(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["estimate", "semi-unsupervised", "--mode", "reduced", "--device", "cpu", "--steps", "1",
+                 "--results", str(tmp_path), "--workdir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "M2 on digits" in out and "GM-DGM on the prototypes stand-in" in out and "12-hour session" in out
+    (path,) = (tmp_path / "semi-unsupervised").glob("estimate-reduced-cpu-*.json")
+    record = json.loads(path.read_text())
+    assert record["mode"] == "reduced" and record["fits_16gb_gpu"] is None and len(record["parts"]) == 4
+    assert all(p["seconds_per_step"] > 0 and p["steps"] > 0 for p in record["parts"])
+    assert math.isclose(record["projected_s"], sum(PartCost(**p).projected_s for p in record["parts"]))
+    (read,) = read_estimates(tmp_path, "semi-unsupervised")
+    assert read.projected_s == pytest.approx(record["projected_s"])
+    table = cost_table(tmp_path, {"semi-unsupervised": "2. Semi"}, mode="reduced")
+    assert "| 2. Semi | CPU (" in table and "(RSS)" in table
+
+
+def test_estimate_rejects_bad_steps(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["estimate", "semi-unsupervised", "--mode", "reduced", "--device", "cpu", "--steps", "0",
+                 "--no-record"]) == 2
+    assert "error: --steps must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_cost_table_says_when_nothing_was_measured(tmp_path: Path) -> None:
+    assert "no estimate recorded yet" in cost_table(tmp_path, {"mixmatch": "7. MixMatch"})
+
+
+def test_committed_cost_table_is_current(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """book/_generated/cost_table.md must be what `rfy results costs` prints from the estimate records."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    assert main(["results", "costs"]) == 0
+    assert capsys.readouterr().out == (root / "book" / "_generated" / "cost_table.md").read_text()
