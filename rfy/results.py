@@ -124,10 +124,12 @@ def results_dir() -> Path:
 
 
 def git_commit(cwd: Path | None = None) -> str:
-    """The checked-out commit, suffixed ``-dirty`` when tracked files changed; ``unknown`` outside git.
+    """The checked-out commit, suffixed ``-dirty`` when tracked files changed.
 
     Run records and the table generated from them do not count: writing one record must not mark
-    the next run of the same commit as dirty.
+    the next run of the same commit as dirty. Outside git (a tree copied to another machine) it is
+    the commit named by ``RFY_GIT_COMMIT``, suffixed ``-copy`` since git could not check the tree,
+    else ``unknown``.
     """
     cwd = cwd or repository_root() or Path.cwd()
     try:
@@ -137,7 +139,8 @@ def git_commit(cwd: Path | None = None) -> str:
                                 ":(exclude)results", ":(exclude)book/_generated"], cwd=cwd,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        named = os.environ.get("RFY_GIT_COMMIT", "").strip()
+        return f"{named}-copy" if named else "unknown"
     return commit + ("-dirty" if dirty else "")
 
 

@@ -425,3 +425,12 @@ def test_stages_marked_started_before_running_elsewhere_are_cleared_on_start_ove
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["notes.pt.txt", "state.json"]
     with pytest.raises(ConfigError, match="stage name"):
         state.mark_started(["ok", "../x"])
+
+
+def test_git_commit_of_a_copied_tree_is_the_named_one_marked_as_a_copy(tmp_path, monkeypatch):
+    from rfy.results import git_commit
+
+    monkeypatch.delenv("RFY_GIT_COMMIT", raising=False)
+    assert git_commit(tmp_path) == "unknown"
+    monkeypatch.setenv("RFY_GIT_COMMIT", "abc123")
+    assert git_commit(tmp_path) == "abc123-copy"
