@@ -18,14 +18,17 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from rfy.config import MODES, config_differences
 from rfy.errors import CorruptFileError
 from rfy.files import atomic_write_text, check_name
-from rfy.runtime import hardware_info
+from rfy.runtime import hardware_info, select_device
+
+if TYPE_CHECKING:
+    from rfy.contract import Chapter
 
 TRACKED_PACKAGES = ("rfy", "torch", "torchdiffeq", "numpy", "scikit-learn", "gymnasium", "stable-baselines3",
                     "mujoco")
@@ -187,6 +190,18 @@ def write_record(record: RunRecord, root: Path | None = None) -> Path:
     return atomic_write_text(record_path(record.chapter, record.run, root), record.to_json() + "\n")
 
 
+def record_run(chapter: Chapter, run: str, config: Any, metrics: dict[str, float], *, wall_time_s: float,
+               root: Path | None = None) -> tuple[RunRecord, Path]:
+    """Write the record of a finished run of ``chapter``, always with its claims on ``metrics``.
+
+    The one way a run becomes a record, for the command line and the notebooks alike; returns the
+    record and its path.
+    """
+    record = make_record(chapter.slug, run, config, metrics, wall_time_s=wall_time_s,
+                         device=select_device(config.device), claims=chapter.claims(dict(metrics)))
+    return record, write_record(record, root)
+
+
 def read_record(path: Path) -> RunRecord:
     """The record at ``path``; ``CorruptFileError`` naming the file if it is not one."""
     try:
@@ -222,13 +237,6 @@ def latest_record(chapter: str, mode: str, root: Path | None = None) -> RunRecor
 
 # Preset records ---------------------------------------------------------------------------------
 
-def chapter_config_class(chapter: str) -> type | None:
-    """The ``Config`` class of a registered chapter, or ``None`` for another name."""
-    from rfy.chapters import CHAPTER_MODULES, chapter_module
-
-    return chapter_module(chapter).Config if chapter in CHAPTER_MODULES else None
-
-
 def preset_differences(record: RunRecord, config_class: type | None) -> dict[str, tuple[Any, Any]]:
     """How ``record``'s config differs from the current preset of its mode (seed and device aside).
 
@@ -248,8 +256,6 @@ def preset_records(chapter: str, mode: str, root: Path | None = None, *, config_
 
     Returns ``(preset records sorted by seed, [(record, differences), …] for the rest of that mode)``.
     """
-    if config_class is None:
-        config_class = chapter_config_class(chapter)
     records = read_records(chapter, root) if records is None else records
     chosen: dict[int, RunRecord] = {}
     others = []
@@ -266,8 +272,7 @@ def preset_records(chapter: str, mode: str, root: Path | None = None, *, config_
 
 # The reproduction table ---------------------------------------------------------------------------
 
-def reproduction_rows(chapter: str, numbers: list[PaperNumber], root: Path | None = None, *,
-                      config_class: type | None = None) -> list[dict[str, Any]]:
+def reproduction_rows(chapter: Chapter, root: Path | None = None) -> list[dict[str, Any]]:
     """One row per paper number: the paper's value beside our preset runs on the same data.
 
     A row with ``mode="full"`` pairs the paper's value with our full-mode runs (the paper's data);
@@ -276,19 +281,18 @@ def reproduction_rows(chapter: str, numbers: list[PaperNumber], root: Path | Non
     ``left_out`` says how many others there were and which fields differed. ``ours`` is the mean
     over the seeds' records, ``std`` their standard deviation (``None`` for a single run).
     """
-    if config_class is None:
-        config_class = chapter_config_class(chapter)
-    records = read_records(chapter, root)
-    by_mode = {mode: preset_records(chapter, mode, config_class=config_class, records=records) for mode in MODES}
+    records = read_records(chapter.slug, root)
+    by_mode = {mode: preset_records(chapter.slug, mode, config_class=chapter.Config, records=records)
+               for mode in MODES}
     rows = []
-    for number in numbers:
+    for number in chapter.paper_numbers:
         mode = number.mode if number.mode in MODES else "full"
         chosen, others = by_mode[mode]
         values = [r.metrics[number.metric] for r in chosen if number.metric in r.metrics
                   and math.isfinite(r.metrics[number.metric])]
         left_out = [(r, d) for r, d in others if number.metric in r.metrics]
         rows.append({
-            "chapter": chapter, "quantity": number.quantity, "data": number.data, "mode": mode,
+            "chapter": chapter.slug, "quantity": number.quantity, "data": number.data, "mode": mode,
             "paper": number.paper_value, "citation": number.citation, "decimals": number.decimals,
             "ours": statistics.fmean(values) if values else None,
             "std": statistics.stdev(values) if len(values) > 1 else None,
@@ -410,7 +414,7 @@ def _short_commit(commit: str) -> str:
     return commit[:10] + ("-dirty" if commit.endswith("-dirty") else "") if commit != "unknown" else commit
 
 
-def robustness_table(root: Path | None = None, chapters: list[str] | None = None) -> str:
+def robustness_table(chapters: list[Chapter], root: Path | None = None) -> str:
     """The book's "How robust is each claim?" table, from the preset reduced-mode records of every chapter.
 
     One row per claim: seeds passed / seeds run (naming the seeds it fails on), the median and the
@@ -418,14 +422,12 @@ def robustness_table(root: Path | None = None, chapters: list[str] | None = None
     chapter without records says how to make them. Only real records count: each config must equal
     the chapter's current preset (``preset_records``).
     """
-    from rfy.chapters import CHAPTER_MODULES, CHAPTER_TITLES, chapter_module
-
     lines = ["| Chapter | Claim | Threshold | Seeds passed | Median | Range |", "|---|---|---|---|---|---|"]
     provenance = []
-    for slug in chapters or list(CHAPTER_MODULES):
-        module = chapter_module(slug)
-        records, _ = preset_records(slug, "reduced", root, config_class=module.Config)
-        summary = claim_summary(records, getattr(module, "claims", None))
+    for chapter in chapters:
+        slug = chapter.slug
+        records, _ = preset_records(slug, "reduced", root, config_class=chapter.Config)
+        summary = claim_summary(records, chapter.claims)
         if not records:
             lines.append(f"| {slug} | no seed sweep recorded yet (`python -m rfy claims {slug} --seeds 0-9`) "
                          f"| — | — | — | — |")
@@ -436,7 +438,7 @@ def robustness_table(root: Path | None = None, chapters: list[str] | None = None
             lines.extend(claims_sweep_table(summary, chapter=slug).splitlines()[2:])
         commits = sorted({_short_commit(r.git_commit) for r in records})
         seeds = ", ".join(str(r.seed) for r in records)
-        provenance.append(f"- {CHAPTER_TITLES.get(slug, slug)}: seeds {seeds}; "
+        provenance.append(f"- {chapter.heading}: seeds {seeds}; "
                           f"commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}")
     table = "\n".join(lines) + "\n"
     if provenance:

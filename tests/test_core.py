@@ -8,6 +8,7 @@ import torch
 from rfy.augment import random_crop, random_flip
 from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rfy.config import RunConfig, check_positive
+from rfy.contract import Chapter
 from rfy.errors import ConfigError
 from rfy.results import (PaperNumber, RunRecord, latest_record, make_record, markdown_table, read_records,
                          reproduction_rows, write_record)
@@ -21,6 +22,12 @@ class ToyConfig(RunConfig):
 
     def validate(self):
         check_positive("width", self.width, integer=True)
+
+
+def toy_chapter(paper_numbers: list[PaperNumber]) -> Chapter:
+    """The toy config as a chapter, with ``paper_numbers`` for the reproduction table."""
+    return Chapter("toy", 1, "Toy", "01_toy", ToyConfig, run=lambda config, state: {}, claims=lambda metrics: [],
+                   paper_numbers=paper_numbers)
 
 
 def test_presets_and_overrides():
@@ -104,8 +111,7 @@ def test_run_record_round_trip_and_table(tmp_path):
     assert read_records("toy", tmp_path) == [record]
     assert RunRecord.from_json(record.to_json()) == record
     assert latest_record("toy", "reduced", tmp_path) is None
-    rows = reproduction_rows("toy", [PaperNumber("Error", "error", 0.4, "key", data="MNIST")], tmp_path,
-                             config_class=ToyConfig)
+    rows = reproduction_rows(toy_chapter([PaperNumber("Error", "error", 0.4, "key", data="MNIST")]), tmp_path)
     assert rows[0]["ours"] == 0.5 and rows[0]["runs"] == 1 and rows[0]["paper"] == 0.4
     table = markdown_table(rows)
     assert "| toy | Error | MNIST | 0.40 {cite}`key` | 0.50 | 1 |" in table
@@ -131,7 +137,7 @@ def test_table_counts_only_preset_records_and_says_what_it_left_out(tmp_path):
     write_toy(tmp_path, 7, width=3)  # a modified run: must not count
     numbers = [PaperNumber("Error", "error", None, "key", data="8x8 digits", mode="reduced", decimals=1),
                PaperNumber("Error", "error", 0.4, "key", data="MNIST")]
-    rows = reproduction_rows("toy", numbers, tmp_path, config_class=ToyConfig)
+    rows = reproduction_rows(toy_chapter(numbers), tmp_path)
     assert rows[0]["runs"] == 3 and rows[0]["ours"] == 2.0 and rows[0]["left_out"] == 1
     assert rows[0]["left_out_fields"] == ["width"]
     table = markdown_table(rows, cite=False)
@@ -141,8 +147,7 @@ def test_table_counts_only_preset_records_and_says_what_it_left_out(tmp_path):
 
 
 def test_old_style_paper_numbers_still_render(tmp_path):
-    rows = reproduction_rows("toy", [PaperNumber("Error", "error", None, "key", note="see the paper")], tmp_path,
-                             config_class=ToyConfig)
+    rows = reproduction_rows(toy_chapter([PaperNumber("Error", "error", None, "key", note="see the paper")]), tmp_path)
     table = markdown_table(rows)
     assert "| toy | Error¹ | — | — | not run yet | — |" in table and "1. see the paper" in table
 
@@ -282,14 +287,6 @@ def test_lists_become_tuples_and_ints_pass_as_floats():
     assert config.is_preset() is False and TypedConfig(seed=5, device="cpu").is_preset()
     assert config.differences(TypedConfig().to_dict(), ignore=("device",)) == {
         "maybe": (None, 3), "pair": ((0.1, 0.2), (1, 2)), "rate": (0.5, 1), "sizes": ((4, 8), (1, 2))}
-
-
-def test_every_chapter_preset_passes_its_own_checks():
-    from rfy.chapters import CHAPTER_MODULES, chapter_module
-
-    for slug in CHAPTER_MODULES:
-        config_class = chapter_module(slug).Config
-        assert config_class.reduced().is_preset() and config_class.full(seed=3).is_preset()
 
 
 # Checkpoints: only tensors and plain values load ----------------------------------------------------

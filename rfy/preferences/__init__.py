@@ -18,6 +18,7 @@ compared. A few hundred comparisons can stand in for a hand-written reward. The 
   agent of a run, side by side on the CPU's cores), ``run_experiment`` (medians and the best of
   ``Config.agents`` agents of each kind) and ``claims``.
 """
+from rfy.contract import Chapter
 from rfy.preferences.bradley_terry import log_preference_probability, preference_loss, preference_probability
 from rfy.preferences.claims import claims
 from rfy.preferences.clips import EpisodeBuffer
@@ -74,8 +75,12 @@ PAPER_NUMBERS = [
                 data="Hopper-v5", decimals=2),
 ]
 
+CHAPTER = Chapter("preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences", Config, run_experiment, claims,
+                  PAPER_NUMBERS, extras="mujoco")
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
     "summarise", "true_reward_metrics", "preference_metrics",
     "AffineRewardVecEnv", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
     "preference_probability", "log_preference_probability", "preference_loss", "synthetic_preferences",

@@ -15,6 +15,7 @@ Gaussian cluster in latent space. The package has:
   and on the stand-in;
 * ``claims``: what the chapter asserts about those metrics.
 """
+from rfy.contract import Chapter
 from rfy.results import PaperNumber
 from rfy.semi_unsupervised.claims import claims
 from rfy.semi_unsupervised.config import Config
@@ -46,8 +47,12 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
+CHAPTER = Chapter("semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM against M2)", "02_semi_unsupervised", Config, run_experiment, claims,
+                  PAPER_NUMBERS)
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "experiment_metrics", "masked_gaps", "STAND_IN",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "experiment_metrics", "masked_gaps", "STAND_IN",
     "compare", "Comparison", "train_model", "evaluate", "load_data",
     "label_clusters", "predict_clusters", "latent_means", "NAMES", "M2", "GMDGM", "DeepGenerativeModel",
     "make_model", "unlabelled_bound", "labelled_bound", "class_prior", "semi_unsupervised_loss",
