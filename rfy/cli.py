@@ -32,9 +32,10 @@ from rfy.contract import Chapter
 from rfy.distributed import process_rank
 from rfy.errors import ChecksumError, ConfigError, CorruptFileError, DatasetNotAvailableError
 from rfy.files import NAME_RULE, check_name, ensure_writable_dir
-from rfy.results import (claim_summary, claims_sweep_table, markdown_table, preset_records, read_record, record_path,
-                         record_run, reproduction_rows, results_dir, robustness_table)
+from rfy.results import read_record, record_path, record_run, results_dir
 from rfy.runtime import MAX_SEED, seed_everything, select_device
+from rfy.tables import (claim_summary, claims_sweep_table, markdown_table, preset_records, reproduction_rows,
+                        robustness_table)
 
 #: Errors printed as one ``error:`` line with exit status 2 instead of a traceback.
 USER_ERRORS = (ConfigError, DatasetNotAvailableError, ChecksumError, CorruptFileError)

@@ -20,7 +20,7 @@ from rfy.errors import ConfigError
 if TYPE_CHECKING:
     from rfy.checkpoint import RunState
     from rfy.claims import Claim
-    from rfy.results import PaperNumber
+    from rfy.tables import PaperNumber
 
 SLUG_RULE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 

@@ -10,9 +10,9 @@ from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint
 from rfy.config import RunConfig, check_positive
 from rfy.contract import Chapter
 from rfy.errors import ConfigError
-from rfy.results import (PaperNumber, RunRecord, latest_record, make_record, markdown_table, read_records,
-                         reproduction_rows, write_record)
+from rfy.results import RunRecord, latest_record, make_record, read_records, write_record
 from rfy.runtime import seed_everything, select_device
+from rfy.tables import PaperNumber, markdown_table, reproduction_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +162,7 @@ def test_a_malformed_record_is_skipped_with_a_warning_naming_it(tmp_path):
 
 def test_claim_summary_counts_seeds_and_spread(tmp_path):
     from rfy.claims import at_most
-    from rfy.results import claim_summary, claims_sweep_table, preset_records
+    from rfy.tables import claim_summary, claims_sweep_table, preset_records
 
     for seed in range(4):
         write_toy(tmp_path, seed)

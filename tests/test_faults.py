@@ -26,7 +26,7 @@ from rfy.claims import at_most
 from rfy.cli import main
 from rfy.config import RunConfig, check_positive
 from rfy.contract import Chapter
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 ROOT = Path(__file__).resolve().parents[1]
 

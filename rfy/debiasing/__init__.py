@@ -23,7 +23,7 @@ from rfy.debiasing.experiments import (NO_RESAMPLING, STANDARD, alpha_sweep, eva
 from rfy.debiasing.losses import classifier_loss, debiasing_loss, kl_to_standard_normal, reconstruction_error
 from rfy.debiasing.model import DBVAE, make_dbvae
 from rfy.debiasing.resampling import effective_sample_size, histogram_mass, resampled_order, sampling_weights
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 CELEBA = "CelebA test split, balanced male/female × pale/not pale"
 DIGITS = "8×8 digits, 1% dark ink"

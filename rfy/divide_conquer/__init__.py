@@ -33,7 +33,7 @@ from rfy.divide_conquer.losses import (batch_margin_loss, distance_weights, full
                                        pairwise_distances, sample_negatives, split_embedding)
 from rfy.divide_conquer.models import Embedder, cnn_embedder, make_embedder, mlp_embedder
 from rfy.divide_conquer.train import Learner, TrainResult, train
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 CUB = "CUB-200-2011 (classes 101–200 unseen)"
 DIGITS = "8×8 digits in 4 domains (digits 5–9 unseen)"

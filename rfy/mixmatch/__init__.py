@@ -28,7 +28,7 @@ from rfy.mixmatch.experiments import (LAST_EVALUATIONS, PAPER_STATISTIC, Compari
                                       train_run)
 from rfy.mixmatch.models import make_classifier, small_cnn, wide_resnet
 from rfy.mixmatch.train import InterleavedForward, Trainer, TrainResult, WeightAverage, frozen_running_stats, train
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("MixMatch test error (%), 250 labels", "cifar-10_250_mixmatch_error_median_last", 11.08,

@@ -25,7 +25,7 @@ from rfy.neural_ode.experiments import (adjoint_checks, adjoint_metrics, classif
                                         train_cnf, train_latent_models, two_circles)
 from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals
 from rfy.neural_ode.odeblock import SOLVERS, ODEBlock, integrate
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("ODE-Net test error (%)", "odenet_test_error_pct", 0.42, "chen2018neural",

@@ -36,7 +36,7 @@ from rfy.preferences.queries import (disagreement, label_schedule, round_boundar
 from rfy.preferences.reward_model import (EnsembleLinear, RewardEnsemble, bootstrap_indices, pair_accuracy,
                                           train_reward_model)
 from rfy.preferences.wrapper import AffineRewardVecEnv, LearnedRewardVecEnv, step_features
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 REDUCED_DATA = "Pendulum-v1 (ours)"
 FULL_DATA = "HalfCheetah-v5"

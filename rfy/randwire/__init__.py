@@ -33,7 +33,7 @@ from rfy.randwire.network import (RandomStage, RandWireNet, aggregation_weights,
                                   removed, resnet, stage_widths, triplet)
 from rfy.randwire.train import (DATASET_LOADERS, ImageData, TrainResult, cosine_lr, load_data, evaluate_accuracy,
                                 train_network)
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("ImageNet, small regime: RandWire-WS(4, 0.75) top-1 accuracy (%)", "imagenet_ws-4-0.75_accuracy_mean",

@@ -16,7 +16,6 @@ Gaussian cluster in latent space. The package has:
 * ``claims``: what the chapter asserts about those metrics.
 """
 from rfy.contract import Chapter
-from rfy.results import PaperNumber
 from rfy.semi_unsupervised.claims import claims
 from rfy.semi_unsupervised.config import Config
 from rfy.semi_unsupervised.data import SemiUnsupervisedData, labelled_mask, make_semi_unsupervised, prototype_images
@@ -28,6 +27,7 @@ from rfy.semi_unsupervised.experiments import (NAMES, STAND_IN, Comparison, Mode
 from rfy.semi_unsupervised.model import GMDGM, M2, DeepGenerativeModel, make_model
 from rfy.semi_unsupervised.objectives import (bernoulli_log_likelihood, class_prior, gaussian_kl, labelled_bound,
                                               semi_unsupervised_loss, unlabelled_bound)
+from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("GM-DGM: semi-unsupervised accuracy (%)", "gmdgm_overall_accuracy", 77.2, "willetts2019semi",

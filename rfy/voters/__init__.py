@@ -19,7 +19,7 @@ of the paper are public; the package has:
 * ``rfy.voters.scut``: full mode on SCUT-FBP5500's per-rater ratings with a pretrained trunk.
 """
 from rfy.contract import Chapter
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 from rfy.voters.claims import claims
 from rfy.voters.config import (CLASSIFICATION, DISTRIBUTION, HEADS, REGRESSION, SCUT, SIMULATION, TRAIT_NAMES, VOTER,
                                Config)
