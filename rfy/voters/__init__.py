@@ -24,9 +24,9 @@ from rfy.voters.claims import claims
 from rfy.voters.config import (CLASSIFICATION, DISTRIBUTION, HEADS, REGRESSION, SCUT, SIMULATION, TRAIT_NAMES, VOTER,
                                Config)
 from rfy.voters.evaluate import pearson, raw_vote_curve, votes_equivalent
-from rfy.voters.experiments import (BIASED, CONTROL, condition_runs, curve_metrics, curve_of, run_experiment,
-                                    run_simulation, summarise)
+from rfy.voters.experiments import BIASED, CONTROL, run_experiment, run_simulation
 from rfy.voters.heads import VoteModel, bin_centres, bin_index, expected_value
+from rfy.voters.runs import condition_runs, curve_metrics, curve_of, summarise
 from rfy.voters.simulate import (VoteData, Voters, cast_votes, choose_voters, cutpoints, draw_voters, expected_votes,
                                  ground_truth, identical_voters, latent_mean, render_photos, simulate,
                                  trait_covariance, vote_probabilities, zipf_activity)
