@@ -422,3 +422,19 @@ def test_stages_marked_started_before_running_elsewhere_are_cleared_on_start_ove
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["notes.pt.txt", "state.json"]
     with pytest.raises(ConfigError, match="stage name"):
         state.mark_started(["ok", "../x"])
+
+
+def test_device_data_moves_every_tensor_field_and_shares_the_rest():
+    from rfy.runtime import DeviceData
+
+    @dataclasses.dataclass(frozen=True)
+    class Pair(DeviceData):
+        images: torch.Tensor
+        labels: torch.Tensor
+        names: tuple[str, ...]
+
+    pair = Pair(torch.zeros(2, 3, dtype=torch.float64), torch.arange(2), ("a", "b"))
+    moved = pair.to("meta")
+    assert type(moved) is Pair and moved.images.device.type == moved.labels.device.type == "meta"
+    assert moved.names is pair.names and pair.images.device.type == "cpu" and moved.images.shape == (2, 3)
+
