@@ -123,3 +123,59 @@ def test_the_chapter_count_in_words_is_the_registry_s(page):
     spelled = [word.lower() for word in counts if word.lower() in NUMBER_WORDS]
     assert spelled, f"{page} states no chapter count"
     assert set(spelled) == {NUMBER_WORDS[len(CHAPTERS)]}, f"{page} says {spelled}, the registry has {len(CHAPTERS)}"
+
+
+def rfy_imports(path: Path, module: str) -> set[str]:
+    """The ``rfy`` modules that ``module`` (file ``path``) imports when it runs, at the top or inside functions.
+
+    Imports under ``if TYPE_CHECKING:`` are for annotations only and never run, so they are left out.
+    """
+    import ast
+
+    tree = ast.parse(path.read_text())
+    skipped = {id(node) for guard in ast.walk(tree) if isinstance(guard, ast.If)
+               and getattr(guard.test, "id", "") == "TYPE_CHECKING" for body in guard.body for node in ast.walk(body)}
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] == "rfy"}
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every module of ``rfy/`` and the ``rfy`` modules it imports (names that are not modules dropped)."""
+    files = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+             for path in (ROOT / "rfy").rglob("*.py")}
+    return {module: rfy_imports(path, module) & set(files) - {module} for module, path in files.items()}
+
+
+def test_the_core_never_imports_a_chapter_and_the_import_graph_has_no_cycle():
+    graph = module_graph()
+    chapter_packages = tuple(CHAPTER_MODULES)
+    above_the_chapters = {"rfy.chapters", "rfy.cli", "rfy.__main__"}
+    core = [m for m in graph if not m.startswith(chapter_packages) and m not in above_the_chapters]
+    leaks = {m: sorted(i for i in graph[m] if i.startswith(chapter_packages) or i in above_the_chapters) for m in core}
+    assert not {m: i for m, i in leaks.items() if i}, "core modules must receive chapters, not import them or the registry"
+
+    def cycle_from(module, path):
+        if module in path:
+            return path[path.index(module):] + [module]
+        for imported in sorted(graph[module] - finished):
+            found = cycle_from(imported, path + [module])
+            if found:
+                return found
+        finished.add(module)
+        return None
+
+    finished: set[str] = set()
+    for module in sorted(graph):
+        assert cycle_from(module, []) is None, f"import cycle: {' -> '.join(cycle_from(module, []))}"
