@@ -1,42 +1,45 @@
-"""The book's chapters that have runnable experiments, by the slug the CLI and run records use.
+"""The registry: the book's chapter packages, in book order.
 
-Each chapter module exposes ``Config`` (a ``RunConfig``), ``PAPER_NUMBERS`` (the paper's
-reported values and our metric keys) and ``run_experiment(config, state) -> dict[str, float]``.
+Each package defines ``CHAPTER`` (``rfy.contract.Chapter``); its slug is the package's name with
+dashes (``rfy.neural_ode`` → ``neural-ode``), which the command line and the run records use.
+Adding a chapter adds one line here. A chapter is imported only when it is asked for, so
+``python -m rfy run neural-ode`` does not import the other seven.
 """
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
+from rfy.contract import Chapter, slug_of
 from rfy.errors import ConfigError
 
-CHAPTER_MODULES = {
-    "neural-ode": "rfy.neural_ode",
-    "semi-unsupervised": "rfy.semi_unsupervised",
-    "debiasing": "rfy.debiasing",
-    "preferences": "rfy.preferences",
-    "randwire": "rfy.randwire",
-    "voters": "rfy.voters",
-    "mixmatch": "rfy.mixmatch",
-    "divide-conquer": "rfy.divide_conquer",
-}
-
-CHAPTER_TITLES = {
-    "neural-ode": "1. Neural ordinary differential equations",
-    "semi-unsupervised": "2. Semi-unsupervised learning (GM-DGM against M2)",
-    "debiasing": "3. Debiasing with learned latent structure (DB-VAE)",
-    "preferences": "4. Deep reinforcement learning from human preferences",
-    "randwire": "5. Randomly wired neural networks",
-    "voters": "6. Photofeeler-D3: modelling the voters",
-    "mixmatch": "7. MixMatch",
-    "divide-conquer": "8. Divide and conquer the embedding space",
-}
-
-BENCHMARKS = ("mixmatch",)  # chapters whose module has ``benchmark(device=…, steps=…, batch_size=…)``
+CHAPTER_MODULES = [
+    "rfy.neural_ode",
+    "rfy.semi_unsupervised",
+    "rfy.debiasing",
+    "rfy.preferences",
+    "rfy.randwire",
+    "rfy.voters",
+    "rfy.mixmatch",
+    "rfy.divide_conquer",
+]
 
 
-def chapter_module(slug: str) -> ModuleType:
-    """Import the module of chapter ``slug``; an unknown slug names the allowed ones."""
-    if slug not in CHAPTER_MODULES:
-        raise ConfigError(f"chapter must be one of {tuple(CHAPTER_MODULES)}, got {slug!r}")
-    return importlib.import_module(CHAPTER_MODULES[slug])
+def slugs() -> tuple[str, ...]:
+    """Every chapter's slug, in book order (no chapter is imported)."""
+    return tuple(slug_of(name) for name in CHAPTER_MODULES)
+
+
+def chapter(slug: str) -> Chapter:
+    """The ``CHAPTER`` of chapter ``slug``; an unknown slug names the allowed ones."""
+    modules = {slug_of(name): name for name in CHAPTER_MODULES}
+    if slug not in modules:
+        raise ConfigError(f"chapter must be one of {tuple(modules)}, got {slug!r}")
+    found = importlib.import_module(modules[slug]).CHAPTER
+    if found.slug != slug:
+        raise ConfigError(f"{modules[slug]}.CHAPTER.slug is {found.slug!r}, but the package's name makes it {slug!r}")
+    return found
+
+
+def all_chapters() -> list[Chapter]:
+    """Every chapter, in book order."""
+    return [chapter(slug) for slug in slugs()]

@@ -23,19 +23,20 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from rfy import data
-from rfy.chapters import BENCHMARKS, CHAPTER_MODULES, CHAPTER_TITLES, chapter_module
+from rfy import chapters
 from rfy.checkpoint import STATE_FILE, RunState
 from rfy.config import MODES, RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences
+from rfy.contract import Chapter
 from rfy.distributed import process_rank
 from rfy.errors import ChecksumError, ConfigError, CorruptFileError, DatasetNotAvailableError
 from rfy.files import NAME_RULE, check_name, ensure_writable_dir
-from rfy.results import (claim_summary, claims_sweep_table, make_record, markdown_table, preset_records,
-                         read_record, record_path, reproduction_rows, results_dir, robustness_table, write_record)
+from rfy.results import read_record, record_path, record_run, results_dir
 from rfy.runtime import MAX_SEED, seed_everything, select_device
+from rfy.tables import (claim_summary, claims_sweep_table, markdown_table, preset_records, reproduction_rows,
+                        robustness_table)
 
 #: Errors printed as one ``error:`` line with exit status 2 instead of a traceback.
 USER_ERRORS = (ConfigError, DatasetNotAvailableError, ChecksumError, CorruptFileError)
@@ -109,15 +110,15 @@ def check_folders(args: argparse.Namespace) -> Folders:
     return Folders(workdir, results)
 
 
-def build_config(module: ModuleType, mode: str, seed: int, device: str, settings: list[str]) -> RunConfig:
+def build_config(chapter: Chapter, mode: str, seed: int, device: str, settings: list[str]) -> RunConfig:
     """The chapter's preset for ``mode`` with the ``--set`` overrides, validated (device availability too)."""
     overrides = dict(parse_override(item) for item in settings)
-    config = module.Config.for_mode(mode, seed=seed, device=device, **overrides)
+    config = chapter.Config.for_mode(mode, seed=seed, device=device, **overrides)
     select_device(config.device)  # a device that is not there fails now, before anything is written
     return config
 
 
-def execute(slug: str, module: ModuleType, config: RunConfig, run_name: str, folders: Folders, *,
+def execute(chapter: Chapter, config: RunConfig, run_name: str, folders: Folders, *,
             resume: bool, quiet: bool = False) -> tuple[Any, Path | None]:
     """Run the experiment in ``<workdir>/<chapter>/<run name>`` and write its record; ``(record, path)``.
 
@@ -125,25 +126,21 @@ def execute(slug: str, module: ModuleType, config: RunConfig, run_name: str, fol
     """
     check_name("--name", run_name)
     rank = process_rank()
-    workdir = folders.workdir / slug / (run_name + (f"-rank{rank}" if rank else ""))
+    workdir = folders.workdir / chapter.slug / (run_name + (f"-rank{rank}" if rank else ""))
     if resume and not (workdir / STATE_FILE).exists() and not rank and not quiet:
         print(f"--resume: no earlier run in {workdir}, so this one starts from the beginning")
     state = RunState(workdir, resume=resume, config=config)
     if not rank and not quiet:
-        print(f"{CHAPTER_TITLES[slug]}: {config.mode} mode, seed {config.seed}, checkpoints in {workdir}")
+        print(f"{chapter.heading}: {config.mode} mode, seed {config.seed}, checkpoints in {workdir}")
     seed_everything(config.seed)
-    metrics = module.run_experiment(config, state)
+    metrics = chapter.run(config, state)
     if rank:
         return None, None
-    claims_fn = getattr(module, "claims", None)
-    claims = claims_fn(metrics) if claims_fn else []
-    record = make_record(slug, run_name, config, metrics, wall_time_s=state.elapsed_s,
-                         device=select_device(config.device), claims=claims)
-    path = write_record(record, folders.results)
+    record, path = record_run(chapter, run_name, config, metrics, wall_time_s=state.elapsed_s, root=folders.results)
     if not quiet:
         for key, value in sorted(record.metrics.items()):
             print(f"  {key:<40} {value:.6g}")
-        for claim in claims:
+        for claim in chapter.claims(dict(record.metrics)):
             print(f"  claim: {claim}")
         print(f"run record written to {path} ({record.wall_time_s:.0f} s)")
     return record, path
@@ -151,8 +148,8 @@ def execute(slug: str, module: ModuleType, config: RunConfig, run_name: str, fol
 
 def run_chapter(args: argparse.Namespace) -> int:
     """``rfy run``: one run of a chapter; a config other than the preset is named and marked as such."""
-    module = chapter_module(args.chapter)
-    config = build_config(module, args.mode, args.seed, args.device, args.set)
+    chapter = chapters.chapter(args.chapter)
+    config = build_config(chapter, args.mode, args.seed, args.device, args.set)
     if args.name is not None:
         check_name("--name", args.name)
     folders = check_folders(args)
@@ -162,18 +159,15 @@ def run_chapter(args: argparse.Namespace) -> int:
         print(f"warning: this config differs from the {config.mode} preset ({describe_differences(differences)}); "
               f"the record {run_name}.json says preset: false, and the reproduction table and the robustness "
               f"page leave it out", file=sys.stderr)
-    execute(args.chapter, module, config, run_name, folders, resume=args.resume)
+    execute(chapter, config, run_name, folders, resume=args.resume)
     return 0
 
 
 def claims_command(args: argparse.Namespace) -> int:
     """``rfy claims``: the reduced preset on each seed (one record per seed), then each claim's pass count."""
-    module = chapter_module(args.chapter)
-    if getattr(module, "claims", None) is None:
-        raise ConfigError(f"chapter {args.chapter!r} defines no claims yet; chapters with claims: "
-                          f"{tuple(s for s in CHAPTER_MODULES if hasattr(chapter_module(s), 'claims'))}")
+    chapter = chapters.chapter(args.chapter)
     seeds = parse_seeds(args.seeds)
-    configs = {seed: build_config(module, "reduced", seed, args.device, []) for seed in seeds}
+    configs = {seed: build_config(chapter, "reduced", seed, args.device, []) for seed in seeds}
     folders = check_folders(args)
     for seed, config in configs.items():
         run_name = f"reduced-seed{seed}"
@@ -185,21 +179,21 @@ def claims_command(args: argparse.Namespace) -> int:
         resume = not args.force and _can_resume(workdir, config)
         print(f"seed {seed}: running{' (resuming)' if resume else ''}, checkpoints in {workdir}", flush=True)
         try:
-            record, path = execute(args.chapter, module, config, run_name, folders, resume=resume, quiet=True)
+            record, path = execute(chapter, config, run_name, folders, resume=resume, quiet=True)
         except CorruptFileError as error:
             if not resume:
                 raise
             print(f"warning: {error}; seed {seed} starts over", file=sys.stderr)
-            record, path = execute(args.chapter, module, config, run_name, folders, resume=False, quiet=True)
+            record, path = execute(chapter, config, run_name, folders, resume=False, quiet=True)
         if record is not None:
             verdicts = ", ".join(f"{c['key']} {'holds' if c['holds'] else 'FAILS'}" for c in record.claims)
             print(f"seed {seed}: {verdicts or 'no claims'}; record {path}", flush=True)
     if process_rank():
         return 0
-    chosen, _ = preset_records(args.chapter, "reduced", folders.results, config_class=module.Config)
+    chosen, _ = preset_records(args.chapter, "reduced", folders.results, config_class=chapter.Config)
     chosen = [record for record in chosen if record.seed in configs]
-    print(f"\n{CHAPTER_TITLES[args.chapter]}: claims over seeds {args.seeds} (reduced preset)\n")
-    print(claims_sweep_table(claim_summary(chosen, module.claims)), end="")
+    print(f"\n{chapter.heading}: claims over seeds {args.seeds} (reduced preset)\n")
+    print(claims_sweep_table(claim_summary(chosen, chapter.claims)), end="")
     return 0
 
 
@@ -230,8 +224,12 @@ def bench_command(args: argparse.Namespace) -> int:
     for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
         if value < 1:
             raise ConfigError(f"{option} must be a positive integer, got {value}")
+    chapter = chapters.chapter(args.chapter)
+    if chapter.benchmark is None:
+        raise ConfigError(f"chapter {args.chapter!r} has no benchmark; chapters with one: "
+                          f"{tuple(c.slug for c in chapters.all_chapters() if c.benchmark is not None)}")
     select_device(args.device)
-    result = chapter_module(args.chapter).benchmark(device=args.device, steps=args.steps, batch_size=args.batch_size)
+    result = chapter.benchmark(device=args.device, steps=args.steps, batch_size=args.batch_size)
     for key, value in result.items():
         print(f"  {key:<16} {value:.4g}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
@@ -241,18 +239,17 @@ def estimate_command(args: argparse.Namespace) -> int:
     """``rfy estimate``: time the preset's real steps at its true size here, project its cost, write a record."""
     from rfy.cost import estimate, format_bytes, format_duration, write_estimate
 
-    module = chapter_module(args.chapter)
-    cost_parts = getattr(module, "cost_parts", None)
-    if cost_parts is None:
+    chapter = chapters.chapter(args.chapter)
+    if chapter.cost_parts is None:
         raise ConfigError(f"chapter {args.chapter!r} cannot be estimated yet; chapters that can: "
-                          f"{tuple(s for s in CHAPTER_MODULES if hasattr(chapter_module(s), 'cost_parts'))}")
-    config = build_config(module, args.mode, 0, args.device, [])
+                          f"{tuple(c.slug for c in chapters.all_chapters() if c.cost_parts is not None)}")
+    config = build_config(chapter, args.mode, 0, args.device, [])
     device = select_device(config.device)
     on_gpu = device.type == "cuda"
     steps = args.steps if args.steps is not None else (10 if on_gpu else 2)
     results = None if args.no_record else check_folders(args).results
-    print(f"{CHAPTER_TITLES[args.chapter]}: timing the {args.mode} preset's real steps on {device} ...", flush=True)
-    measured = estimate(args.chapter, config, cost_parts(config), device, steps=steps, warmup=5 if on_gpu else 1)
+    print(f"{chapter.heading}: timing the {args.mode} preset's real steps on {device} ...", flush=True)
+    measured = estimate(args.chapter, config, chapter.cost_parts(config), device, steps=steps, warmup=5 if on_gpu else 1)
     print(f"\n  {'training':<44} {'per step':>10} {'steps':>12} {'projected':>10}")
     for part in measured.parts:
         unit = "" if part.unit == "step" else f" ({part.unit})"
@@ -288,14 +285,13 @@ def data_command(args: argparse.Namespace) -> int:
 
 def results_command(args: argparse.Namespace) -> int:
     if args.action == "robustness":
-        table = robustness_table()
+        table = robustness_table(chapters.all_chapters())
     elif args.action == "costs":
         from rfy.cost import cost_table
 
-        table = cost_table(results_dir(), {slug: CHAPTER_TITLES[slug] for slug in CHAPTER_MODULES})
+        table = cost_table(results_dir(), chapters.all_chapters())
     else:
-        rows = [row for slug in CHAPTER_MODULES
-                for row in reproduction_rows(slug, chapter_module(slug).PAPER_NUMBERS, results_dir())]
+        rows = [row for chapter in chapters.all_chapters() for row in reproduction_rows(chapter, results_dir())]
         table = markdown_table(rows)
     if args.output:
         from rfy.files import atomic_write_text
@@ -334,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a chapter's experiment and write results/<chapter>/<run name>.json. A config changed "
                     "with --set is named <mode>-seed<seed>-custom and marked preset: false, so it never passes "
                     "for the preset in the reproduction table.")
-    run.add_argument("chapter", choices=tuple(CHAPTER_MODULES))
+    run.add_argument("chapter", choices=chapters.slugs())
     run.add_argument("--mode", choices=MODES, default="reduced")
     run.add_argument("--seed", type=int, default=0, help=f"0 to {MAX_SEED}")
     run.add_argument("--resume", action="store_true",
@@ -354,14 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "results/<chapter>/reduced-seed<s>.json), skipping seeds whose record already exists with the "
                     "current preset config, and resuming a seed that was interrupted. Then print, for each claim, "
                     "the seeds passed / seeds run and the median and range of the measured value.")
-    claims.add_argument("chapter", choices=tuple(CHAPTER_MODULES))
+    claims.add_argument("chapter", choices=chapters.slugs())
     claims.add_argument("--seeds", default="0-9", help="seeds to run: 0-9, 0,3,5 or 3 (default 0-9)")
     claims.add_argument("--force", action="store_true", help="run every seed again, even when its record exists")
     _add_folder_options(claims)
     claims.set_defaults(handler=claims_command)
 
     bench = commands.add_parser("bench", help="measure a chapter's full-mode training speed on this machine")
-    bench.add_argument("chapter", choices=BENCHMARKS)
+    bench.add_argument("chapter", choices=chapters.slugs(), help="a chapter with a benchmark (mixmatch)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     bench.add_argument("--steps", type=int, default=50, help="timed training steps (after 5 warm-up steps)")
     bench.add_argument("--batch-size", type=int, default=64)
@@ -373,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "time real training steps of each of its trainings after warm-up, and print seconds per step, "
                     "peak memory, the projected wall time of the whole preset, how many 12-hour sessions that is "
                     "with --resume, and whether it fits a 16 GB GPU. Writes results/<chapter>/estimate-<mode>-<device>.json.")
-    estimate_parser.add_argument("chapter", choices=tuple(CHAPTER_MODULES))
+    estimate_parser.add_argument("chapter", choices=chapters.slugs())
     estimate_parser.add_argument("--mode", choices=MODES, default="full")
     estimate_parser.add_argument("--steps", type=int, help="timed steps per training (default: 10 on a GPU, 2 on a CPU)")
     estimate_parser.add_argument("--no-record", action="store_true", help="print only; write no estimate record")

@@ -55,7 +55,6 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
 
-    chapter: ClassVar[str] = ""
     full_preset: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:

@@ -244,13 +244,14 @@ def format_bytes(count: int) -> str:
     return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
 
 
-def cost_table(root: Path, chapters: dict[str, str], mode: str = "full") -> str:
+def cost_table(root: Path, chapters: list[Any], mode: str = "full") -> str:
     """Markdown table of every ``mode`` estimate record under ``root``: one row per chapter and device,
-    in the order of ``chapters`` (slug → title)."""
+    in the order of ``chapters`` (``rfy.contract.Chapter``: its ``slug`` and ``heading``)."""
     lines = ["| Chapter | Device | Trainings | Slowest step | Peak memory | Whole preset | 12-hour sessions | "
              "Fits 16 GB | Measured |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for slug, title in chapters.items():
+    for chapter in chapters:
+        title, slug = chapter.heading, chapter.slug
         for item in read_estimates(root, slug):
             if item.mode != mode:
                 continue

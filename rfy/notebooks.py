@@ -136,9 +136,6 @@ def sync_install_cell(notebook: nbformat.NotebookNode, source: str) -> nbformat.
     return notebook
 
 
-#: Optional dependencies a chapter's full mode needs, by notebook name.
-NOTEBOOK_EXTRAS = {"04_preferences": "mujoco"}
-
 
 def book_repository(config_path: Path) -> tuple[str, str]:
     """The repository URL and pinned ref named once in the book's ``_config.yml``."""
@@ -148,14 +145,17 @@ def book_repository(config_path: Path) -> tuple[str, str]:
     return repository["url"], repository["branch"]
 
 
-def sync_install_cells(paths: list[Path], config_path: Path) -> list[Path]:
-    """Rewrite each notebook's install cell from ``_config.yml``; return the notebooks that changed."""
+def sync_install_cells(paths: list[Path], config_path: Path, extras: dict[str, str]) -> list[Path]:
+    """Rewrite each notebook's install cell from ``_config.yml``; return the notebooks that changed.
+
+    ``extras`` maps a notebook's name to the pip extras its chapter declares (``Chapter.extras``).
+    """
     url, ref = book_repository(config_path)
     changed = []
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         before = [cell.source for cell in notebook.cells]
-        source = install_cell_source(url, ref, NOTEBOOK_EXTRAS.get(path.stem, ""))
+        source = install_cell_source(url, ref, extras.get(path.stem, ""))
         sync_install_cell(notebook, source)
         if [cell.source for cell in notebook.cells] != before:
             nbformat.write(notebook, path)

@@ -1,31 +1,31 @@
 """Run records: what a run measured, with everything needed to trust and repeat it.
 
 A record is one JSON file ``results/<chapter>/<run>.json`` holding the metrics, the full config,
-the seed, the hardware, library versions, the git commit and the wall time. The book's
-reproduction table reads these files and nothing else, so every number it shows came from a run.
+the seed, the hardware, library versions, the git commit and the wall time. The book's tables
+(``rfy.tables``) read these files and nothing else, so every number they show came from a run.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
-import math
 import os
 import platform
-import statistics
 import subprocess
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rfy.config import MODES, config_differences
 from rfy.errors import CorruptFileError
 from rfy.files import atomic_write_text, check_name
-from rfy.runtime import hardware_info
+from rfy.runtime import hardware_info, select_device
+
+if TYPE_CHECKING:
+    from rfy.contract import Chapter
 
 TRACKED_PACKAGES = ("rfy", "torch", "torchdiffeq", "numpy", "scikit-learn", "gymnasium", "stable-baselines3",
                     "mujoco")
@@ -72,25 +72,6 @@ class RunRecord:
         if missing:
             raise ValueError(f"fields {missing} are missing")
         return cls(**{key: value for key, value in data.items() if key in names})
-
-
-@dataclass(frozen=True)
-class PaperNumber:
-    """A number the paper reports, and the metric key our run records store for the same quantity."""
-
-    quantity: str
-    metric: str
-    paper_value: float | None
-    citation: str
-    note: str = ""
-    higher_is_better: bool = field(default=False)
-    #: The dataset both numbers of the row are measured on ("MNIST", "8×8 digits").
-    data: str = ""
-    #: Which of our runs pair with the row: "full" (the paper's data and protocol) or "reduced"
-    #: (our small data; then ``paper_value`` is None, since the paper has no number on it).
-    mode: str = "full"
-    #: One rounding rule per quantity: the decimals shown for both the paper's value and ours.
-    decimals: int = 2
 
 
 def repository_root(start: Path | None = None) -> Path | None:
@@ -190,6 +171,18 @@ def write_record(record: RunRecord, root: Path | None = None) -> Path:
     return atomic_write_text(record_path(record.chapter, record.run, root), record.to_json() + "\n")
 
 
+def record_run(chapter: Chapter, run: str, config: Any, metrics: dict[str, float], *, wall_time_s: float,
+               root: Path | None = None) -> tuple[RunRecord, Path]:
+    """Write the record of a finished run of ``chapter``, always with its claims on ``metrics``.
+
+    The one way a run becomes a record, for the command line and the notebooks alike; returns the
+    record and its path.
+    """
+    record = make_record(chapter.slug, run, config, metrics, wall_time_s=wall_time_s,
+                         device=select_device(config.device), claims=chapter.claims(dict(metrics)))
+    return record, write_record(record, root)
+
+
 def read_record(path: Path) -> RunRecord:
     """The record at ``path``; ``CorruptFileError`` naming the file if it is not one."""
     try:
@@ -221,227 +214,3 @@ def latest_record(chapter: str, mode: str, root: Path | None = None) -> RunRecor
     """The most recent record of ``chapter`` run in ``mode``, or ``None``."""
     matching = [r for r in read_records(chapter, root) if r.mode == mode]
     return matching[-1] if matching else None
-
-
-# Preset records ---------------------------------------------------------------------------------
-
-def chapter_config_class(chapter: str) -> type | None:
-    """The ``Config`` class of a registered chapter, or ``None`` for another name."""
-    from rfy.chapters import CHAPTER_MODULES, chapter_module
-
-    return chapter_module(chapter).Config if chapter in CHAPTER_MODULES else None
-
-
-def preset_differences(record: RunRecord, config_class: type | None) -> dict[str, tuple[Any, Any]]:
-    """How ``record``'s config differs from the current preset of its mode (seed and device aside).
-
-    ``{}`` means the record is a preset run. Without a config class, only ``preset: false`` counts.
-    """
-    if config_class is None:
-        return {"preset": (False, True)} if record.preset is False else {}
-    if record.mode not in MODES:
-        return {"mode": (record.mode, MODES)}
-    preset = config_class.for_mode(record.mode).to_dict()
-    return config_differences(record.config, preset, ignore=("seed", "device"))
-
-
-def preset_records(chapter: str, mode: str, root: Path | None = None, *, config_class: type | None = None,
-                   records: list[RunRecord] | None = None) -> tuple[list[RunRecord], list[tuple[RunRecord, dict]]]:
-    """The records of ``mode`` whose config is the chapter's preset, one per seed (the newest); and the others.
-
-    Returns ``(preset records sorted by seed, [(record, differences), …] for the rest of that mode)``.
-    """
-    if config_class is None:
-        config_class = chapter_config_class(chapter)
-    records = read_records(chapter, root) if records is None else records
-    chosen: dict[int, RunRecord] = {}
-    others = []
-    for record in records:  # oldest first, so a newer record of a seed replaces an older one
-        if record.mode != mode:
-            continue
-        differences = preset_differences(record, config_class)
-        if differences:
-            others.append((record, differences))
-        else:
-            chosen[record.seed] = record
-    return [chosen[seed] for seed in sorted(chosen)], others
-
-
-# The reproduction table ---------------------------------------------------------------------------
-
-def reproduction_rows(chapter: str, numbers: list[PaperNumber], root: Path | None = None, *,
-                      config_class: type | None = None) -> list[dict[str, Any]]:
-    """One row per paper number: the paper's value beside our preset runs on the same data.
-
-    A row with ``mode="full"`` pairs the paper's value with our full-mode runs (the paper's data);
-    a row with ``mode="reduced"`` has no paper value and shows our reduced runs on our small data.
-    Only records whose config is the current preset of that mode count (seed and device aside);
-    ``left_out`` says how many others there were and which fields differed. ``ours`` is the mean
-    over the seeds' records, ``std`` their standard deviation (``None`` for a single run).
-    """
-    if config_class is None:
-        config_class = chapter_config_class(chapter)
-    records = read_records(chapter, root)
-    by_mode = {mode: preset_records(chapter, mode, config_class=config_class, records=records) for mode in MODES}
-    rows = []
-    for number in numbers:
-        mode = number.mode if number.mode in MODES else "full"
-        chosen, others = by_mode[mode]
-        values = [r.metrics[number.metric] for r in chosen if number.metric in r.metrics
-                  and math.isfinite(r.metrics[number.metric])]
-        left_out = [(r, d) for r, d in others if number.metric in r.metrics]
-        rows.append({
-            "chapter": chapter, "quantity": number.quantity, "data": number.data, "mode": mode,
-            "paper": number.paper_value, "citation": number.citation, "decimals": number.decimals,
-            "ours": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else None,
-            "runs": len(values), "seeds": [r.seed for r in chosen if number.metric in r.metrics],
-            "note": number.note,
-            "left_out": len(left_out),
-            "left_out_fields": sorted({name for _, d in left_out for name in d}),
-        })
-    return rows
-
-
-SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def _number(value: float, decimals: int) -> str:
-    text = f"{value:.{decimals}f}"
-    return "0" if text.strip("-0.") == "" else text.replace("-", "−")
-
-
-def markdown_table(rows: list[dict[str, Any]], *, cite: bool = True) -> str:
-    """Render reproduction rows as a Markdown table, notes as numbered footnotes below it.
-
-    Columns: Chapter | Quantity | Data | Paper | Ours | Runs. *Paper* is "—" where the paper has
-    no number on that data; *Ours* is the mean ± standard deviation over the runs (seeds) of the
-    preset, with the row's ``decimals``, or "not run yet". With ``cite`` the paper's value carries a
-    MyST ``{cite}`` role (for book pages); notebooks, whose outputs are plain Markdown, leave it out.
-    """
-    notes: list[str] = []
-
-    def mark(text: str) -> str:
-        if not text:
-            return ""
-        if text not in notes:
-            notes.append(text)
-        return str(notes.index(text) + 1).translate(SUPERSCRIPTS)
-
-    lines = ["| Chapter | Quantity | Data | Paper | Ours | Runs |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        digits = int(row.get("decimals", 2))
-        source = f" {{cite}}`{row['citation']}`" if cite and row.get("citation") and row.get("paper") is not None else ""
-        paper = (_number(row["paper"], digits) if row.get("paper") is not None else "—") + source
-        if row.get("ours") is None:
-            ours = "not run yet"
-        elif row.get("std") is not None:
-            ours = f"{_number(row['ours'], digits)} ± {_number(row['std'], digits)}"
-        else:
-            ours = _number(row["ours"], digits)
-        runs = str(row.get("runs", 0) or "—")
-        if row.get("left_out"):
-            runs += mark(f"{row['chapter']}, {row['mode']} mode: {row['left_out']} record(s) left out because "
-                         f"their config differs from the preset ({', '.join(row['left_out_fields'])}).")
-        quantity = row["quantity"] + mark(row.get("note", ""))
-        lines.append(f"| {row['chapter']} | {quantity} | {row.get('data') or '—'} | {paper} | {ours} | {runs} |")
-    footer = "".join(f"\n{index}. {text}" for index, text in enumerate(notes, start=1))
-    explanation = ("\n*Ours*: mean ± standard deviation over our runs of the chapter's preset (one per seed); "
-                   "*Runs*: how many. *Paper*: the paper's value on the same data, — where it reports none.")
-    return "\n".join(lines) + "\n" + explanation + ("\n\nNotes:\n" + footer.lstrip("\n") if notes else "") + "\n"
-
-
-# Claims over seeds -------------------------------------------------------------------------------
-
-def record_claims(record: RunRecord, claims_fn: Any = None) -> list[dict[str, Any]]:
-    """The claims of ``record``: recomputed from its metrics by the chapter's current ``claims``
-    function when that works, else those stored in the record."""
-    if claims_fn is not None:
-        try:
-            return [claim.to_dict() for claim in claims_fn(dict(record.metrics))]
-        except (KeyError, ValueError, TypeError, ZeroDivisionError):
-            pass
-    return list(record.claims)
-
-
-def claim_summary(records: list[RunRecord], claims_fn: Any = None) -> list[dict[str, Any]]:
-    """Per claim (by key, in the chapter's order): statement, threshold, seeds passed / run, median and range."""
-    summary: dict[str, dict[str, Any]] = {}
-    for record in records:
-        for claim in record_claims(record, claims_fn):
-            entry = summary.setdefault(claim["key"], {
-                "key": claim["key"], "statement": claim.get("statement", claim["key"]),
-                "comparison": claim.get("comparison", ">="), "threshold": claim.get("threshold"),
-                "unit": claim.get("unit", ""), "decimals": int(claim.get("decimals", 2)),
-                "values": [], "seeds": [], "failed_seeds": []})
-            entry["values"].append(float(claim["measured"]))
-            entry["seeds"].append(record.seed)
-            if not claim.get("holds", False):
-                entry["failed_seeds"].append(record.seed)
-    for entry in summary.values():
-        finite = [v for v in entry["values"] if math.isfinite(v)]
-        entry["run"] = len(entry["values"])
-        entry["passed"] = entry["run"] - len(entry["failed_seeds"])
-        entry["median"] = statistics.median(finite) if finite else math.nan
-        entry["min"], entry["max"] = (min(finite), max(finite)) if finite else (math.nan, math.nan)
-    return list(summary.values())
-
-
-SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
-
-
-def _claim_value(entry: dict[str, Any], value: float) -> str:
-    return "—" if not math.isfinite(value) else _number(value, entry["decimals"]) + entry["unit"]
-
-
-def claims_sweep_table(summary: list[dict[str, Any]], *, chapter: str | None = None) -> str:
-    """Markdown: each claim, its threshold, seeds passed / seeds run (and which failed), median and range."""
-    head = "| Chapter " if chapter else ""
-    lines = [f"{head}| Claim | Threshold | Seeds passed | Median | Range |",
-             "|---" * (6 if chapter else 5) + "|"]
-    for entry in summary:
-        failed = f" (fails on seed {', '.join(map(str, entry['failed_seeds']))})" if entry["failed_seeds"] else ""
-        threshold = (f"{SYMBOLS.get(entry['comparison'], entry['comparison'])} "
-                     f"{_claim_value(entry, float(entry['threshold']))}" if entry["threshold"] is not None else "—")
-        lines.append(f"{f'| {chapter} ' if chapter else ''}| {entry['statement']} | {threshold} "
-                     f"| {entry['passed']}/{entry['run']}{failed} | {_claim_value(entry, entry['median'])} "
-                     f"| {_claim_value(entry, entry['min'])} to {_claim_value(entry, entry['max'])} |")
-    return "\n".join(lines) + "\n"
-
-
-def _short_commit(commit: str) -> str:
-    return commit[:10] + ("-dirty" if commit.endswith("-dirty") else "") if commit != "unknown" else commit
-
-
-def robustness_table(root: Path | None = None, chapters: list[str] | None = None) -> str:
-    """The book's "How robust is each claim?" table, from the preset reduced-mode records of every chapter.
-
-    One row per claim: seeds passed / seeds run (naming the seeds it fails on), the median and the
-    range of the measured value; below it, the seeds and the commit(s) the records came from. A
-    chapter without records says how to make them. Only real records count: each config must equal
-    the chapter's current preset (``preset_records``).
-    """
-    from rfy.chapters import CHAPTER_MODULES, CHAPTER_TITLES, chapter_module
-
-    lines = ["| Chapter | Claim | Threshold | Seeds passed | Median | Range |", "|---|---|---|---|---|---|"]
-    provenance = []
-    for slug in chapters or list(CHAPTER_MODULES):
-        module = chapter_module(slug)
-        records, _ = preset_records(slug, "reduced", root, config_class=module.Config)
-        summary = claim_summary(records, getattr(module, "claims", None))
-        if not records:
-            lines.append(f"| {slug} | no seed sweep recorded yet (`python -m rfy claims {slug} --seeds 0-9`) "
-                         f"| — | — | — | — |")
-            continue
-        if not summary:
-            lines.append(f"| {slug} | no claims recorded | — | 0/{len(records)} | — | — |")
-        else:
-            lines.extend(claims_sweep_table(summary, chapter=slug).splitlines()[2:])
-        commits = sorted({_short_commit(r.git_commit) for r in records})
-        seeds = ", ".join(str(r.seed) for r in records)
-        provenance.append(f"- {CHAPTER_TITLES.get(slug, slug)}: seeds {seeds}; "
-                          f"commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}")
-    table = "\n".join(lines) + "\n"
-    if provenance:
-        table += "\nRecords (reduced mode, the chapter's preset):\n\n" + "\n".join(provenance) + "\n"
-    return table

@@ -1,11 +1,13 @@
-"""Seeding, device choice and a description of the hardware a run used."""
+"""Seeding, device choice, data that moves between devices, and a description of the hardware a run used."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import random
 from collections.abc import Iterator
+from typing import TypeVar
 
 import re
 
@@ -13,6 +15,8 @@ import numpy as np
 import torch
 
 from rfy.errors import ConfigError
+
+D = TypeVar("D", bound="DeviceData")
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:[0-9]+)?)")
@@ -111,3 +115,16 @@ def hardware_info(device: torch.device | None = None) -> dict[str, str | int]:
             info["gpu"] = props.name
             info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
     return info
+
+
+class DeviceData:
+    """Base of the chapters' data classes: a dataclass of tensors and plain values that moves as a whole.
+
+    ``data.to(device)`` is a copy with every tensor field on ``device``; the other fields are shared.
+    """
+
+    def to(self: D, device: torch.device | str) -> D:
+        """A copy of this dataclass with each tensor field ``t`` replaced by ``t.to(device)``."""
+        moved = {f.name: value.to(device) for f in dataclasses.fields(self)
+                 if isinstance(value := getattr(self, f.name), torch.Tensor)}
+        return dataclasses.replace(self, **moved)

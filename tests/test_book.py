@@ -9,8 +9,8 @@ import nbformat
 import pytest
 import yaml
 
-from rfy.notebooks import (INSTALL_TAG, NOTEBOOK_EXTRAS, book_repository, install_cell_source, strip_timing_metadata,
-                           sync_install_cell)
+from rfy.chapters import all_chapters
+from rfy.notebooks import INSTALL_TAG, book_repository, install_cell_source, strip_timing_metadata, sync_install_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "book" / "_ext")]
@@ -18,6 +18,7 @@ from check_book import stray_math  # noqa: E402  (a script beside the tests, not
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+EXTRAS = {chapter.notebook: chapter.extras for chapter in all_chapters()}
 
 
 def test_there_are_chapter_notebooks_in_the_toc():
@@ -43,7 +44,7 @@ def test_notebook_outputs_are_clean_and_install_from_the_configured_repository(p
     url, ref = book_repository(ROOT / "_config.yml")
     install = [cell for cell in notebook.cells if INSTALL_TAG in cell.metadata.get("tags", [])]
     assert [cell.cell_type for cell in install] == ["markdown", "code"], "run `sync_install_cells` on the notebook"
-    assert install[1].source == install_cell_source(url, ref, NOTEBOOK_EXTRAS.get(path.stem, ""))
+    assert install[1].source == install_cell_source(url, ref, EXTRAS.get(path.stem, ""))
     assert notebook.cells.index(install[0]) == 1, "the install note follows the title cell"
     assert "papermill" not in notebook.metadata
     for cell in notebook.cells:

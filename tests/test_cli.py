@@ -1,11 +1,12 @@
 """The command line: headless runs, run records, resuming, data and the reproduction table."""
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 import rfy.neural_ode.experiments as experiments
-from rfy.chapters import chapter_module
+from rfy.chapters import chapter
 from rfy.cli import main, parse_override
 from rfy.errors import ConfigError
 from test_data import register_hashes_of, tiny_mnist
@@ -23,7 +24,7 @@ def folders(tmp_path, monkeypatch):
 
 
 def experiments_claims(metrics):
-    return chapter_module("neural-ode").claims(metrics)
+    return chapter("neural-ode").claims(metrics)
 
 
 def run(folders, *args):
@@ -82,12 +83,13 @@ def test_bench_prints_the_speed_of_the_full_setting(capsys, monkeypatch):
     import rfy.mixmatch as mixmatch
 
     real = mixmatch.benchmark  # the WRN-28-2 itself is timed in test_mixmatch; here a small model keeps it fast
-    monkeypatch.setattr(mixmatch, "benchmark", lambda **kwargs: real(**kwargs, warmup=1, model="small-cnn"))
+    small = dataclasses.replace(mixmatch.CHAPTER, benchmark=lambda **kwargs: real(**kwargs, warmup=1, model="small-cnn"))
+    monkeypatch.setattr(mixmatch, "CHAPTER", small)
     assert main(["bench", "mixmatch", "--device", "cpu", "--steps", "1", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
     assert "small-cnn" in out and "steps_per_s" in out and "images_per_s" in out
-    with pytest.raises(SystemExit):
-        main(["bench", "neural-ode"])
+    assert main(["bench", "neural-ode"]) == 2
+    assert "chapter 'neural-ode' has no benchmark; chapters with one: ('mixmatch',)" in capsys.readouterr().err
 
 
 def test_data_list_and_path(folders, capsys):

@@ -8,10 +8,11 @@ import torch
 from rfy.augment import random_crop, random_flip
 from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rfy.config import RunConfig, check_positive
+from rfy.contract import Chapter
 from rfy.errors import ConfigError
-from rfy.results import (PaperNumber, RunRecord, latest_record, make_record, markdown_table, read_records,
-                         reproduction_rows, write_record)
+from rfy.results import RunRecord, latest_record, make_record, read_records, write_record
 from rfy.runtime import seed_everything, select_device
+from rfy.tables import PaperNumber, markdown_table, reproduction_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +22,12 @@ class ToyConfig(RunConfig):
 
     def validate(self):
         check_positive("width", self.width, integer=True)
+
+
+def toy_chapter(paper_numbers: list[PaperNumber]) -> Chapter:
+    """The toy config as a chapter, with ``paper_numbers`` for the reproduction table."""
+    return Chapter("toy", 1, "Toy", "01_toy", ToyConfig, run=lambda config, state: {}, claims=lambda metrics: [],
+                   paper_numbers=paper_numbers)
 
 
 def test_presets_and_overrides():
@@ -104,8 +111,7 @@ def test_run_record_round_trip_and_table(tmp_path):
     assert read_records("toy", tmp_path) == [record]
     assert RunRecord.from_json(record.to_json()) == record
     assert latest_record("toy", "reduced", tmp_path) is None
-    rows = reproduction_rows("toy", [PaperNumber("Error", "error", 0.4, "key", data="MNIST")], tmp_path,
-                             config_class=ToyConfig)
+    rows = reproduction_rows(toy_chapter([PaperNumber("Error", "error", 0.4, "key", data="MNIST")]), tmp_path)
     assert rows[0]["ours"] == 0.5 and rows[0]["runs"] == 1 and rows[0]["paper"] == 0.4
     table = markdown_table(rows)
     assert "| toy | Error | MNIST | 0.40 {cite}`key` | 0.50 | 1 |" in table
@@ -131,7 +137,7 @@ def test_table_counts_only_preset_records_and_says_what_it_left_out(tmp_path):
     write_toy(tmp_path, 7, width=3)  # a modified run: must not count
     numbers = [PaperNumber("Error", "error", None, "key", data="8x8 digits", mode="reduced", decimals=1),
                PaperNumber("Error", "error", 0.4, "key", data="MNIST")]
-    rows = reproduction_rows("toy", numbers, tmp_path, config_class=ToyConfig)
+    rows = reproduction_rows(toy_chapter(numbers), tmp_path)
     assert rows[0]["runs"] == 3 and rows[0]["ours"] == 2.0 and rows[0]["left_out"] == 1
     assert rows[0]["left_out_fields"] == ["width"]
     table = markdown_table(rows, cite=False)
@@ -141,8 +147,7 @@ def test_table_counts_only_preset_records_and_says_what_it_left_out(tmp_path):
 
 
 def test_old_style_paper_numbers_still_render(tmp_path):
-    rows = reproduction_rows("toy", [PaperNumber("Error", "error", None, "key", note="see the paper")], tmp_path,
-                             config_class=ToyConfig)
+    rows = reproduction_rows(toy_chapter([PaperNumber("Error", "error", None, "key", note="see the paper")]), tmp_path)
     table = markdown_table(rows)
     assert "| toy | Error¹ | — | — | not run yet | — |" in table and "1. see the paper" in table
 
@@ -157,7 +162,7 @@ def test_a_malformed_record_is_skipped_with_a_warning_naming_it(tmp_path):
 
 def test_claim_summary_counts_seeds_and_spread(tmp_path):
     from rfy.claims import at_most
-    from rfy.results import claim_summary, claims_sweep_table, preset_records
+    from rfy.tables import claim_summary, claims_sweep_table, preset_records
 
     for seed in range(4):
         write_toy(tmp_path, seed)
@@ -282,14 +287,6 @@ def test_lists_become_tuples_and_ints_pass_as_floats():
     assert config.is_preset() is False and TypedConfig(seed=5, device="cpu").is_preset()
     assert config.differences(TypedConfig().to_dict(), ignore=("device",)) == {
         "maybe": (None, 3), "pair": ((0.1, 0.2), (1, 2)), "rate": (0.5, 1), "sizes": ((4, 8), (1, 2))}
-
-
-def test_every_chapter_preset_passes_its_own_checks():
-    from rfy.chapters import CHAPTER_MODULES, chapter_module
-
-    for slug in CHAPTER_MODULES:
-        config_class = chapter_module(slug).Config
-        assert config_class.reduced().is_preset() and config_class.full(seed=3).is_preset()
 
 
 # Checkpoints: only tensors and plain values load ----------------------------------------------------
@@ -425,6 +422,22 @@ def test_stages_marked_started_before_running_elsewhere_are_cleared_on_start_ove
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["notes.pt.txt", "state.json"]
     with pytest.raises(ConfigError, match="stage name"):
         state.mark_started(["ok", "../x"])
+
+
+def test_device_data_moves_every_tensor_field_and_shares_the_rest():
+    from rfy.runtime import DeviceData
+
+    @dataclasses.dataclass(frozen=True)
+    class Pair(DeviceData):
+        images: torch.Tensor
+        labels: torch.Tensor
+        names: tuple[str, ...]
+
+    pair = Pair(torch.zeros(2, 3, dtype=torch.float64), torch.arange(2), ("a", "b"))
+    moved = pair.to("meta")
+    assert type(moved) is Pair and moved.images.device.type == moved.labels.device.type == "meta"
+    assert moved.names is pair.names and pair.images.device.type == "cpu" and moved.images.shape == (2, 3)
+
 
 
 def test_git_commit_of_a_copied_tree_is_the_named_one_marked_as_a_copy(tmp_path, monkeypatch):

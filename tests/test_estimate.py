@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_estimate_command_times_real_steps_and_writes_a_record(tmp_path: Path, c
     assert math.isclose(record["projected_s"], sum(PartCost(**p).projected_s for p in record["parts"]))
     (read,) = read_estimates(tmp_path, "semi-unsupervised")
     assert read.projected_s == pytest.approx(record["projected_s"])
-    table = cost_table(tmp_path, {"semi-unsupervised": "2. Semi"}, mode="reduced")
+    table = cost_table(tmp_path, [SimpleNamespace(slug="semi-unsupervised", heading="2. Semi")], mode="reduced")
     assert "| 2. Semi | CPU (" in table and "(RSS)" in table
 
 
@@ -66,7 +67,7 @@ def test_estimate_rejects_bad_steps(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_cost_table_says_when_nothing_was_measured(tmp_path: Path) -> None:
-    assert "no estimate recorded yet" in cost_table(tmp_path, {"mixmatch": "7. MixMatch"})
+    assert "no estimate recorded yet" in cost_table(tmp_path, [SimpleNamespace(slug="mixmatch", heading="7. MixMatch")])
 
 
 def test_committed_cost_table_is_current(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,8 @@ from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint
 from rfy.claims import at_most
 from rfy.cli import main
 from rfy.config import RunConfig, check_positive
-from rfy.results import PaperNumber
+from rfy.contract import Chapter
+from rfy.tables import PaperNumber
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclasses.dataclass(frozen=True)
 class Config(RunConfig):
-    chapter = "toy"
     full_preset = {"steps": 6}
     steps: int = 4
     lr: float = 0.1
@@ -80,13 +80,14 @@ def claims(metrics: dict[str, float]) -> list:
 
 
 PAPER_NUMBERS = [PaperNumber("Distance", "distance", None, "key", data="toy data", mode="reduced", decimals=3)]
+CHAPTER = Chapter("toy", 9, "Toy", "09_toy", Config, run_experiment, claims, PAPER_NUMBERS)
 
 
 @pytest.fixture()
 def toy(tmp_path, monkeypatch):
     """Folders for data, runs and results, and the toy chapter registered with the CLI."""
-    monkeypatch.setitem(rfy.chapters.CHAPTER_MODULES, "toy", __name__)
-    monkeypatch.setitem(rfy.chapters.CHAPTER_TITLES, "toy", "0. Toy")
+    monkeypatch.setitem(sys.modules, "toy", sys.modules[__name__])
+    monkeypatch.setattr(rfy.chapters, "CHAPTER_MODULES", [*rfy.chapters.CHAPTER_MODULES, "toy"])
     for name in ("RFY_DATA", "RFY_RUNS", "RFY_RESULTS"):
         monkeypatch.setenv(name, str(tmp_path / name.lower()))
     INTERRUPT_AT.clear()

@@ -9,41 +9,25 @@ from rfy.data.datasets import (
     to_unit_interval,
 )
 from rfy.data.download import data_dir, dataset_dir, fetch_dataset, fetch_file, open_url, sha256_of
-from rfy.data.faces import (
-    GROUP_NAMES,
-    balanced_group_indices,
-    celeba_groups,
-    load_celeba_faces,
-    load_non_faces,
-    read_celeba_attributes,
-    read_celeba_partition,
-)
 from rfy.data.readers import read_cifar_batches, read_idx, read_svhn_mat
 from rfy.data.registry import REGISTRY, DatasetSpec, RemoteFile, get_spec
 
 __all__ = [
-    "GROUP_NAMES",
     "REGISTRY",
     "DatasetSpec",
     "RemoteFile",
-    "balanced_group_indices",
-    "celeba_groups",
     "data_dir",
     "dataset_dir",
     "digits_split_indices",
     "fetch_dataset",
     "fetch_file",
     "get_spec",
-    "load_celeba_faces",
     "load_cifar10",
     "load_digits",
     "load_fashion_mnist",
     "load_mnist",
-    "load_non_faces",
     "load_svhn",
     "open_url",
-    "read_celeba_attributes",
-    "read_celeba_partition",
     "read_cifar_batches",
     "read_idx",
     "read_svhn_mat",

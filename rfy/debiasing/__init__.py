@@ -13,6 +13,7 @@ whose latent code is rare are sampled more often. The package has:
 * ``alpha_sweep`` and ``run_experiment``: the baseline against DB-VAE for several α;
 * ``claims``: what the chapter asserts about the sweep's metrics.
 """
+from rfy.contract import Chapter
 from rfy.debiasing.claims import CLAIM_ALPHA, claims
 from rfy.debiasing.config import Config
 from rfy.debiasing.data import GROUP_NAMES, RARE_GROUPS, BiasedData, make_biased_digits
@@ -22,7 +23,7 @@ from rfy.debiasing.experiments import (NO_RESAMPLING, STANDARD, alpha_sweep, eva
 from rfy.debiasing.losses import classifier_loss, debiasing_loss, kl_to_standard_normal, reconstruction_error
 from rfy.debiasing.model import DBVAE, make_dbvae
 from rfy.debiasing.resampling import effective_sample_size, histogram_mass, resampled_order, sampling_weights
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 CELEBA = "CelebA test split, balanced male/female × pale/not pale"
 DIGITS = "8×8 digits, 1% dark ink"
@@ -55,8 +56,12 @@ PAPER_TABLE_PPB = (
     ("α = 0.01", 97.13, 9.49), ("α = 0.001", 97.36, 9.43),
 )
 
+CHAPTER = Chapter("debiasing", 3, "Debiasing with learned latent structure (DB-VAE)", "03_debiasing", Config, run_experiment, claims,
+                  PAPER_NUMBERS)
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "alpha_sweep",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "alpha_sweep",
     "train_model", "evaluate", "load_data", "method_name", "metric_prefix", "positive_latent_means",
     "resampling_summary", "sweep_metrics", "STANDARD", "NO_RESAMPLING", "DBVAE", "make_dbvae",
     "debiasing_loss", "classifier_loss", "kl_to_standard_normal", "reconstruction_error", "sampling_weights",

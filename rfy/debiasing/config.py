@@ -23,7 +23,6 @@ class Config(RunConfig):
     a handful of faces (see ``effective_sample_size`` and the chapter).
     """
 
-    chapter: ClassVar[str] = "debiasing"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "celeba", "latent_dim": 8, "epochs": 50, "batch_size": 64, "lr": 5e-4,
         "alphas": (0.1, 0.05, 0.01, 0.001), "repeats": 1, "train_per_class": 100_000,

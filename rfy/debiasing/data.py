@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import torch
 
 from rfy.data import load_digits
+from rfy.runtime import DeviceData
 
 GROUP_NAMES = ("light ink, upright", "light ink, mirrored", "dark ink, upright", "dark ink, mirrored")
 RARE_GROUPS = (2, 3)
 
 
 @dataclass(frozen=True)
-class BiasedData:
+class BiasedData(DeviceData):
     """Images [N, C, H, W] (float in [0, 1], or uint8), labels ``y`` (1 = positive), ``group`` (−1: negative)."""
 
     X_train: torch.Tensor
@@ -34,11 +35,6 @@ class BiasedData:
     group_test: torch.Tensor
     group_names: tuple[str, ...] = GROUP_NAMES
     rare_groups: tuple[int, ...] = RARE_GROUPS
-
-    def to(self, device: torch.device) -> BiasedData:
-        moved = [getattr(self, name).to(device) for name in
-                 ("X_train", "y_train", "group_train", "X_test", "y_test", "group_test")]
-        return BiasedData(*moved, group_names=self.group_names, rare_groups=self.rare_groups)
 
 
 def render(digits: torch.Tensor, dark_ink: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from rfy.data.faces import GROUP_NAMES, balanced_group_indices, load_celeba_faces, load_non_faces
 from rfy.debiasing.config import Config
 from rfy.debiasing.data import BiasedData
+from rfy.debiasing.face_files import GROUP_NAMES, balanced_group_indices, load_celeba_faces, load_non_faces
 from rfy.errors import ChecksumError, DatasetNotAvailableError
 
 

@@ -28,7 +28,6 @@ class Config(RunConfig):
     1e-5 (weight decay 1e-4), re-clustering every 2 epochs, 200 epochs of which the last 5 % use K = 1.
     """
 
-    chapter: ClassVar[str] = "divide-conquer"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "cub-200-2011", "model": "resnet-50", "embedding_dim": 128, "learners": 4,
         "classes_per_batch": 20, "images_per_class": 4, "epochs": 200, "lr": 1e-5, "weight_decay": 1e-4,

@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits as sklearn_load_digits
 from rfy.checkpoint import load_checkpoint, save_checkpoint
 from rfy.data import dataset_dir, fetch_dataset
 from rfy.errors import ConfigError
+from rfy.runtime import DeviceData
 
 DOMAINS = ("upright", "upright inverted", "rotated 90°", "rotated 90° inverted")
 TRAIN_DIGITS, TEST_DIGITS = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
@@ -28,7 +29,7 @@ CUB_STORED_SIZE = 256  # images are kept as 256×256 uint8 and cropped to 224 on
 
 
 @dataclass
-class RetrievalData:
+class RetrievalData(DeviceData):
     """Training and test images of disjoint classes; ``domain`` says which sub-population an image is from."""
 
     train_images: torch.Tensor
@@ -39,11 +40,6 @@ class RetrievalData:
     test_domains: torch.Tensor
     domain_names: tuple[str, ...]
     augment: bool = False  # random crops and mirroring (photographs); none for the digits
-
-    def to(self, device: torch.device | str) -> RetrievalData:
-        moved = {name: value.to(device) if isinstance(value, torch.Tensor) else value
-                 for name, value in vars(self).items()}
-        return RetrievalData(**moved)
 
 
 def domain_transform(images: torch.Tensor, domain: int) -> torch.Tensor:

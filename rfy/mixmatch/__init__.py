@@ -16,6 +16,7 @@ examples together, and trains on cross-entropy plus a squared-error consistency 
 * ``claims``: what the chapter asserts about those metrics;
 * ``benchmark``: steps/s and images/s of the paper's setting (``python -m rfy bench mixmatch``).
 """
+from rfy.contract import Chapter
 from rfy.mixmatch.algorithm import (MixedBatch, guess_labels, interleave_offsets, interleave_order, linear_rampup,
                                     mixmatch_batch, mixmatch_loss, mixup, sharpen)
 from rfy.mixmatch.bench import benchmark, random_cifar_like
@@ -27,7 +28,7 @@ from rfy.mixmatch.experiments import (LAST_EVALUATIONS, PAPER_STATISTIC, Compari
                                       train_run)
 from rfy.mixmatch.models import make_classifier, small_cnn, wide_resnet
 from rfy.mixmatch.train import InterleavedForward, Trainer, TrainResult, WeightAverage, frozen_running_stats, train
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("MixMatch test error (%), 250 labels", "cifar-10_250_mixmatch_error_median_last", 11.08,
@@ -44,8 +45,12 @@ PAPER_NUMBERS = [
                 "last 20 evaluations, mean over 3 seeds", data="8×8 digits", mode="reduced", decimals=1),
 ]
 
+CHAPTER = Chapter("mixmatch", 7, "MixMatch", "07_mixmatch", Config, run_experiment, claims,
+                  PAPER_NUMBERS, benchmark=benchmark)
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "median_of_last", "LAST_EVALUATIONS", "PAPER_STATISTIC",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "median_of_last", "LAST_EVALUATIONS", "PAPER_STATISTIC",
     "interleave_offsets", "METHODS", "SUPERVISED", "MIXMATCH", "NO_SHARPENING", "NO_MIXUP",
     "sharpen", "guess_labels", "mixup", "mixmatch_batch", "mixmatch_loss", "linear_rampup", "interleave_order",
     "MixedBatch", "small_cnn", "wide_resnet", "make_classifier", "SemiSupervisedData", "labelled_indices",

@@ -33,7 +33,6 @@ class Config(RunConfig):
     (%) whose time-to-accuracy the run record keeps.
     """
 
-    chapter: ClassVar[str] = "mixmatch"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "cifar-10", "labels_per_class": 25, "model": "wrn-28-2", "batch_size": 64,
         "steps": 1024 * STEPS_PER_EPOCH,

@@ -14,6 +14,7 @@ from rfy.augment import random_crop, random_flip
 from rfy.data import load_cifar10, load_digits, load_svhn, to_unit_interval
 from rfy.errors import ConfigError
 from rfy.mixmatch.config import Config
+from rfy.runtime import DeviceData
 
 # dataset → (loader of (images, labels) per split, mirror augmentation?, crop padding in pixels)
 DATASET_SETUPS: dict[str, tuple[Callable[[str], tuple[torch.Tensor, torch.Tensor]], bool, int]] = {
@@ -24,7 +25,7 @@ DATASET_SETUPS: dict[str, tuple[Callable[[str], tuple[torch.Tensor, torch.Tensor
 
 
 @dataclass
-class SemiSupervisedData:
+class SemiSupervisedData(DeviceData):
     """A few labelled images, many unlabelled ones (the labels are dropped) and a labelled test set."""
 
     labelled_images: torch.Tensor
@@ -35,12 +36,6 @@ class SemiSupervisedData:
     num_classes: int
     flip: bool
     crop_padding: int
-
-    def to(self, device: torch.device | str) -> SemiSupervisedData:
-        """The same split with every tensor on ``device``."""
-        moved = {name: value.to(device) if isinstance(value, torch.Tensor) else value
-                 for name, value in vars(self).items()}
-        return SemiSupervisedData(**moved)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """Floats in [0, 1] after a random reflect-padded crop (and a random mirror where the data allows it)."""

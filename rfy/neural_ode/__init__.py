@@ -11,6 +11,7 @@ with the adjoint method at constant memory. The package follows the paper's thre
 ``run_experiment`` runs all of it; ``Config.reduced()`` and ``Config.full()`` size it; ``claims`` states
 what the chapter asserts about its metrics.
 """
+from rfy.contract import Chapter
 from rfy.neural_ode.adjoint import (euler_path, gradient_differences, gradient_relative_error, memory_versus_steps,
                                     saved_tensor_bytes)
 from rfy.neural_ode.classifiers import (ConvDynamics, ResidualBlock, count_parameters, make_odenet,
@@ -24,7 +25,7 @@ from rfy.neural_ode.experiments import (adjoint_checks, adjoint_metrics, classif
                                         train_cnf, train_latent_models, two_circles)
 from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals
 from rfy.neural_ode.odeblock import SOLVERS, ODEBlock, integrate
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("ODE-Net test error (%)", "odenet_test_error_pct", 0.42, "chen2018neural",
@@ -52,8 +53,12 @@ PAPER_NUMBERS = [
                 decimals=2),
 ]
 
+CHAPTER = Chapter("neural-ode", 1, "Neural ordinary differential equations", "01_neural_odes", Config, run_experiment, claims,
+                  PAPER_NUMBERS)
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
     "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
     "ResidualBlock", "make_odenet", "make_resnet", "ode_block_of", "count_parameters", "CNF", "MLPDynamics",
     "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",

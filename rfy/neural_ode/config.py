@@ -18,7 +18,6 @@ SPIRAL_TIMES, SPIRAL_WINDOW = 75, 50  # spirals are observed among the first 50 
 class Config(RunConfig):
     """Every knob of the chapter. Defaults are the reduced mode (CPU, sklearn digits, ~1 minute)."""
 
-    chapter: ClassVar[str] = "neural-ode"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "mnist", "channels": 64, "solver": "dopri5", "tol": 1e-3, "adjoint": True,
         "epochs": 160, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "lr_schedule": "step",

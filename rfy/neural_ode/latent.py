@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from rfy.neural_ode.odeblock import integrate
+from rfy.runtime import DeviceData
 
 
 @dataclass(frozen=True)
-class Spirals:
+class Spirals(DeviceData):
     """Spiral trajectories on a shared time grid, with a random subset observed in a window.
 
     ``clean``/``noisy`` [N, T, 2]; ``times`` [T]; ``observed`` [N, m] sorted grid indices, all
@@ -42,10 +43,6 @@ class Spirals:
 
     def subset(self, index: slice | torch.Tensor) -> Spirals:
         return Spirals(self.times, self.clean[index], self.noisy[index], self.observed[index], self.window)
-
-    def to(self, device: torch.device) -> Spirals:
-        return Spirals(self.times.to(device), self.clean.to(device), self.noisy.to(device),
-                       self.observed.to(device), self.window)
 
 
 def make_spirals(n: int, *, n_times: int = 75, window: int = 50, n_observed: int = 30,

@@ -18,6 +18,7 @@ compared. A few hundred comparisons can stand in for a hand-written reward. The 
   agent of a run, side by side on the CPU's cores), ``run_experiment`` (medians and the best of
   ``Config.agents`` agents of each kind) and ``claims``.
 """
+from rfy.contract import Chapter
 from rfy.preferences.bradley_terry import log_preference_probability, preference_loss, preference_probability
 from rfy.preferences.claims import claims
 from rfy.preferences.clips import EpisodeBuffer
@@ -35,7 +36,7 @@ from rfy.preferences.queries import (disagreement, label_schedule, round_boundar
 from rfy.preferences.reward_model import (EnsembleLinear, RewardEnsemble, bootstrap_indices, pair_accuracy,
                                           train_reward_model)
 from rfy.preferences.wrapper import AffineRewardVecEnv, LearnedRewardVecEnv, step_features
-from rfy.results import PaperNumber
+from rfy.tables import PaperNumber
 
 REDUCED_DATA = "Pendulum-v1 (ours)"
 FULL_DATA = "HalfCheetah-v5"
@@ -74,8 +75,12 @@ PAPER_NUMBERS = [
                 data="Hopper-v5", decimals=2),
 ]
 
+CHAPTER = Chapter("preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences", Config, run_experiment, claims,
+                  PAPER_NUMBERS, extras="mujoco")
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
     "summarise", "true_reward_metrics", "preference_metrics",
     "AffineRewardVecEnv", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
     "preference_probability", "log_preference_probability", "preference_loss", "synthetic_preferences",

@@ -23,7 +23,6 @@ class Config(RunConfig):
     too.
     """
 
-    chapter: ClassVar[str] = "preferences"
     full_preset: ClassVar[dict[str, Any]] = {
         "env_id": "HalfCheetah-v5", "total_timesteps": 1_000_000, "n_envs": 8, "comparisons": (350, 700, 1400),
         "clip_length": 30, "rounds": 20, "label_timescale": 250_000, "query_selection": "disagreement",

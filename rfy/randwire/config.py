@@ -25,7 +25,6 @@ class Config(RunConfig):
     the first ``removal_instances`` instances of each random generator.
     """
 
-    chapter: ClassVar[str] = "randwire"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "cifar-10", "nodes": 32, "channels": 78, "stages": 3, "width": 1280,
         "generators": ("ER(0.2)", "BA(5)", "WS(4, 0.75)"), "graph_seeds": 3, "baselines": ("resnet",),

@@ -27,13 +27,13 @@ from rfy.distributed import ProcessGroup, join_process_group
 from rfy.errors import ConfigError
 from rfy.progress import progress
 from rfy.randwire.config import Config
-from rfy.runtime import select_device, synchronize
+from rfy.runtime import DeviceData, select_device, synchronize
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
 @dataclass
-class ImageData:
+class ImageData(DeviceData):
     """Train and test images with their labels, and how to augment and normalise them."""
 
     train_images: torch.Tensor
@@ -50,11 +50,6 @@ class ImageData:
     def shape(self) -> tuple[int, int, int]:
         """[C, H, W] of one image."""
         return tuple(self.train_images.shape[1:])
-
-    def to(self, device: torch.device | str) -> ImageData:
-        moved = {name: value.to(device) if isinstance(value, torch.Tensor) else value
-                 for name, value in vars(self).items()}
-        return ImageData(**moved)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """Floats in [0, 1], then $(x - \\mu_c)/\\sigma_c$ per channel."""

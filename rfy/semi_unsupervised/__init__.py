@@ -16,7 +16,7 @@ Gaussian cluster in latent space. The package has:
 * ``claims``: what the chapter asserts about those metrics;
 * ``cost_parts``: each model's real training step at the preset's size, for ``rfy estimate``.
 """
-from rfy.results import PaperNumber
+from rfy.contract import Chapter
 from rfy.semi_unsupervised.claims import claims
 from rfy.semi_unsupervised.config import Config
 from rfy.semi_unsupervised.cost import cost_parts
@@ -29,6 +29,7 @@ from rfy.semi_unsupervised.experiments import (NAMES, STAND_IN, Comparison, Mode
 from rfy.semi_unsupervised.model import GMDGM, M2, DeepGenerativeModel, make_model
 from rfy.semi_unsupervised.objectives import (bernoulli_log_likelihood, class_prior, gaussian_kl, labelled_bound,
                                               semi_unsupervised_loss, unlabelled_bound)
+from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
     PaperNumber("GM-DGM: semi-unsupervised accuracy (%)", "gmdgm_overall_accuracy", 77.2, "willetts2019semi",
@@ -57,8 +58,13 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
+CHAPTER = Chapter("semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM against M2)", "02_semi_unsupervised",
+                  Config, run_experiment, claims, PAPER_NUMBERS, cost_parts=cost_parts)
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "cost_parts", "TrainingStep", "experiment_metrics", "masked_gaps", "STAND_IN",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "cost_parts", "TrainingStep",
+    "experiment_metrics", "masked_gaps", "STAND_IN",
     "compare", "Comparison", "train_model", "evaluate", "load_data",
     "label_clusters", "predict_clusters", "latent_means", "NAMES", "M2", "GMDGM", "DeepGenerativeModel",
     "make_model", "unlabelled_bound", "labelled_bound", "class_prior", "semi_unsupervised_loss",

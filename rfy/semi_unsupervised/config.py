@@ -21,7 +21,6 @@ class Config(RunConfig):
     reduced preset uses 0.05 and a KL warm-up (see the chapter).
     """
 
-    chapter: ClassVar[str] = "semi-unsupervised"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": "fashion-mnist", "label_fraction": 0.02, "validation_fraction": 0.1, "latent_dim": 100,
         "hidden": (500, 500), "epochs": 300, "batch_size": 100, "lr": 3e-4, "alpha_scale": 1.1,

@@ -7,12 +7,13 @@ class that is not masked. Everything else is unlabelled, the masked classes incl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from rfy.data import load_digits, load_fashion_mnist
+from rfy.runtime import DeviceData
 
 PROTOTYPE_FLIP = 0.25
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -20,7 +21,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 
 @dataclass
-class SemiUnsupervisedData:
+class SemiUnsupervisedData(DeviceData):
     """Images ``[N, 1, H, W]`` (float in [0, 1] or uint8) and int64 labels of each part.
 
     ``y_unlabelled`` holds the true labels of the unlabelled images for figures and analysis only;
@@ -45,10 +46,6 @@ class SemiUnsupervisedData:
     @property
     def x_dim(self) -> int:
         return int(np.prod(self.X_unlabelled.shape[1:]))
-
-    def to(self, device: torch.device) -> SemiUnsupervisedData:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return SemiUnsupervisedData(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

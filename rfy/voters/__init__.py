@@ -18,14 +18,15 @@ of the paper are public; the package has:
 * ``run_experiment`` and ``claims``: the four heads over seeds, and the control with identical voters;
 * ``rfy.voters.scut``: full mode on SCUT-FBP5500's per-rater ratings with a pretrained trunk.
 """
-from rfy.results import PaperNumber
+from rfy.contract import Chapter
+from rfy.tables import PaperNumber
 from rfy.voters.claims import claims
 from rfy.voters.config import (CLASSIFICATION, DISTRIBUTION, HEADS, REGRESSION, SCUT, SIMULATION, TRAIT_NAMES, VOTER,
                                Config)
 from rfy.voters.evaluate import pearson, raw_vote_curve, votes_equivalent
-from rfy.voters.experiments import (BIASED, CONTROL, condition_runs, curve_metrics, curve_of, run_experiment,
-                                    run_simulation, summarise)
+from rfy.voters.experiments import BIASED, CONTROL, run_experiment, run_simulation
 from rfy.voters.heads import VoteModel, bin_centres, bin_index, expected_value
+from rfy.voters.runs import condition_runs, curve_metrics, curve_of, summarise
 from rfy.voters.simulate import (VoteData, Voters, cast_votes, choose_voters, cutpoints, draw_voters, expected_votes,
                                  ground_truth, identical_voters, latent_mean, render_photos, simulate,
                                  trait_covariance, vote_probabilities, zipf_activity)
@@ -55,8 +56,12 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
+CHAPTER = Chapter("voters", 6, "Photofeeler-D3: modelling the voters", "06_voter_model", Config, run_experiment, claims,
+                  PAPER_NUMBERS)
+
+
 __all__ = [
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "HEADS", "REGRESSION", "CLASSIFICATION", "DISTRIBUTION",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "HEADS", "REGRESSION", "CLASSIFICATION", "DISTRIBUTION",
     "VOTER", "SIMULATION", "SCUT", "TRAIT_NAMES", "BIASED", "CONTROL", "simulate", "VoteData", "Voters",
     "draw_voters", "identical_voters", "zipf_activity", "trait_covariance", "render_photos", "latent_mean",
     "cutpoints", "vote_probabilities", "expected_votes", "ground_truth", "cast_votes", "choose_voters",

@@ -34,7 +34,6 @@ class Config(RunConfig):
     raters of each training face (60 = all of them, the benchmark's protocol).
     """
 
-    chapter: ClassVar[str] = "voters"
     full_preset: ClassVar[dict[str, Any]] = {
         "dataset": SCUT, "folds": (1, 2, 3, 4, 5), "votes_min": 60, "votes_max": 60, "levels": 5,
         "n_standard": 60, "width": 256, "steps": 3000, "batch_size": 512, "repeats": 1, "control": False,

@@ -10,6 +10,7 @@ is imported only here.
 """
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
@@ -26,6 +27,7 @@ from rfy.data import dataset_dir, fetch_dataset
 from rfy.progress import progress
 from rfy.runtime import select_device
 from rfy.voters.config import Config
+from rfy.voters.runs import condition_runs, summarise
 from rfy.voters.simulate import VoteData
 from rfy.voters.train import autocast
 
@@ -238,8 +240,6 @@ def fold_data(archive: ScutArchive, features: torch.Tensor, fold: int, config: C
 
 def run_scut(config: Config, state: RunState) -> dict[str, float]:
     """Every fold of ``config.folds`` with every head; means over folds under ``scut_``."""
-    from rfy.voters.experiments import condition_runs, lazy, summarise
-
     device = select_device(config.device)
     archive = read_scut_archive(scut_archive_path())
     if config.levels != 5:
@@ -257,7 +257,7 @@ def run_scut(config: Config, state: RunState) -> dict[str, float]:
         raise ValueError(f"{features_file} is missing or from another archive: delete {state.workdir} and rerun")
     features = saved["features"]
     runs = {fold: condition_runs(config, f"fold{fold}", config.seed, state,
-                                 lazy(lambda fold=fold: fold_data(archive, features, fold, config, config.seed)))
+                                 functools.cache(lambda fold=fold: fold_data(archive, features, fold, config, config.seed)))
             for fold in config.folds}
     metrics = summarise(config, runs, "scut_")
     metrics["scut_folds"] = float(len(config.folds))

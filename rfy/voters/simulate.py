@@ -10,9 +10,11 @@ over the whole voter population, computed exactly from the model, never from sam
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
+
+from rfy.runtime import DeviceData
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Voters:
 
 
 @dataclass
-class VoteData:
+class VoteData(DeviceData):
     """Photos, votes and truth of one experiment, as tensors on one device.
 
     Training votes are rows ``(vote_items[j], vote_voters[j], votes[j])``; ``votes`` has one column per
@@ -56,11 +58,6 @@ class VoteData:
     @property
     def num_traits(self) -> int:
         return self.votes.shape[1]
-
-    def to(self, device: torch.device | str) -> VoteData:
-        """The same data with every tensor on ``device``."""
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return VoteData(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()})
 
     def mean_votes(self) -> torch.Tensor:
         """:math:`\\bar v_i = \\frac{1}{|V_i|}\\sum_{v \\in V_i} v_{vi}` for every training photo (n_train, K)."""

@@ -1,4 +1,4 @@
-"""Tests for rfy.data.faces on a tiny CelebA and a tiny Imagenette written here in the real formats."""
+"""Tests for rfy.debiasing.face_files on a tiny CelebA and a tiny Imagenette written here in the real formats."""
 from __future__ import annotations
 
 import io
@@ -12,19 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from rfy.data import (
-    GROUP_NAMES,
-    REGISTRY,
-    balanced_group_indices,
-    celeba_groups,
-    dataset_dir,
-    get_spec,
-    load_celeba_faces,
-    load_non_faces,
-    read_celeba_attributes,
-    read_celeba_partition,
-)
-from rfy.data.faces import cache_path
+from rfy.data import REGISTRY, dataset_dir, get_spec
+from rfy.debiasing.face_files import (GROUP_NAMES, balanced_group_indices, cache_path, celeba_groups, load_celeba_faces,
+                                      load_non_faces, read_celeba_attributes, read_celeba_partition)
 from rfy.errors import ConfigError, DatasetNotAvailableError
 from test_data import register_hashes_of
 

@@ -1,0 +1,249 @@
+"""The book's tables, built from run records: the paper's numbers beside ours, and each claim over seeds.
+
+Every function receives the chapters (``rfy.contract.Chapter``) it tabulates; this module never
+looks a chapter up, so the core imports no chapter.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rfy.config import MODES, config_differences
+from rfy.results import RunRecord, read_records
+
+if TYPE_CHECKING:
+    from rfy.contract import Chapter
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    """A number the paper reports, and the metric key our run records store for the same quantity."""
+
+    quantity: str
+    metric: str
+    paper_value: float | None
+    citation: str
+    note: str = ""
+    higher_is_better: bool = field(default=False)
+    #: The dataset both numbers of the row are measured on ("MNIST", "8×8 digits").
+    data: str = ""
+    #: Which of our runs pair with the row: "full" (the paper's data and protocol) or "reduced"
+    #: (our small data; then ``paper_value`` is None, since the paper has no number on it).
+    mode: str = "full"
+    #: One rounding rule per quantity: the decimals shown for both the paper's value and ours.
+    decimals: int = 2
+
+
+
+# Preset records ---------------------------------------------------------------------------------
+
+def preset_differences(record: RunRecord, config_class: type | None) -> dict[str, tuple[Any, Any]]:
+    """How ``record``'s config differs from the current preset of its mode (seed and device aside).
+
+    ``{}`` means the record is a preset run. Without a config class, only ``preset: false`` counts.
+    """
+    if config_class is None:
+        return {"preset": (False, True)} if record.preset is False else {}
+    if record.mode not in MODES:
+        return {"mode": (record.mode, MODES)}
+    preset = config_class.for_mode(record.mode).to_dict()
+    return config_differences(record.config, preset, ignore=("seed", "device"))
+
+
+def preset_records(chapter: str, mode: str, root: Path | None = None, *, config_class: type | None = None,
+                   records: list[RunRecord] | None = None) -> tuple[list[RunRecord], list[tuple[RunRecord, dict]]]:
+    """The records of ``mode`` whose config is the chapter's preset, one per seed (the newest); and the others.
+
+    Returns ``(preset records sorted by seed, [(record, differences), …] for the rest of that mode)``.
+    """
+    records = read_records(chapter, root) if records is None else records
+    chosen: dict[int, RunRecord] = {}
+    others = []
+    for record in records:  # oldest first, so a newer record of a seed replaces an older one
+        if record.mode != mode:
+            continue
+        differences = preset_differences(record, config_class)
+        if differences:
+            others.append((record, differences))
+        else:
+            chosen[record.seed] = record
+    return [chosen[seed] for seed in sorted(chosen)], others
+
+
+# The reproduction table ---------------------------------------------------------------------------
+
+def reproduction_rows(chapter: Chapter, root: Path | None = None) -> list[dict[str, Any]]:
+    """One row per paper number: the paper's value beside our preset runs on the same data.
+
+    A row with ``mode="full"`` pairs the paper's value with our full-mode runs (the paper's data);
+    a row with ``mode="reduced"`` has no paper value and shows our reduced runs on our small data.
+    Only records whose config is the current preset of that mode count (seed and device aside);
+    ``left_out`` says how many others there were and which fields differed. ``ours`` is the mean
+    over the seeds' records, ``std`` their standard deviation (``None`` for a single run).
+    """
+    records = read_records(chapter.slug, root)
+    by_mode = {mode: preset_records(chapter.slug, mode, config_class=chapter.Config, records=records)
+               for mode in MODES}
+    rows = []
+    for number in chapter.paper_numbers:
+        mode = number.mode if number.mode in MODES else "full"
+        chosen, others = by_mode[mode]
+        values = [r.metrics[number.metric] for r in chosen if number.metric in r.metrics
+                  and math.isfinite(r.metrics[number.metric])]
+        left_out = [(r, d) for r, d in others if number.metric in r.metrics]
+        rows.append({
+            "chapter": chapter.slug, "quantity": number.quantity, "data": number.data, "mode": mode,
+            "paper": number.paper_value, "citation": number.citation, "decimals": number.decimals,
+            "ours": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None,
+            "runs": len(values), "seeds": [r.seed for r in chosen if number.metric in r.metrics],
+            "note": number.note,
+            "left_out": len(left_out),
+            "left_out_fields": sorted({name for _, d in left_out for name in d}),
+        })
+    return rows
+
+
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _number(value: float, decimals: int) -> str:
+    text = f"{value:.{decimals}f}"
+    return "0" if text.strip("-0.") == "" else text.replace("-", "−")
+
+
+def markdown_table(rows: list[dict[str, Any]], *, cite: bool = True) -> str:
+    """Render reproduction rows as a Markdown table, notes as numbered footnotes below it.
+
+    Columns: Chapter | Quantity | Data | Paper | Ours | Runs. *Paper* is "—" where the paper has
+    no number on that data; *Ours* is the mean ± standard deviation over the runs (seeds) of the
+    preset, with the row's ``decimals``, or "not run yet". With ``cite`` the paper's value carries a
+    MyST ``{cite}`` role (for book pages); notebooks, whose outputs are plain Markdown, leave it out.
+    """
+    notes: list[str] = []
+
+    def mark(text: str) -> str:
+        if not text:
+            return ""
+        if text not in notes:
+            notes.append(text)
+        return str(notes.index(text) + 1).translate(SUPERSCRIPTS)
+
+    lines = ["| Chapter | Quantity | Data | Paper | Ours | Runs |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        digits = int(row.get("decimals", 2))
+        source = f" {{cite}}`{row['citation']}`" if cite and row.get("citation") and row.get("paper") is not None else ""
+        paper = (_number(row["paper"], digits) if row.get("paper") is not None else "—") + source
+        if row.get("ours") is None:
+            ours = "not run yet"
+        elif row.get("std") is not None:
+            ours = f"{_number(row['ours'], digits)} ± {_number(row['std'], digits)}"
+        else:
+            ours = _number(row["ours"], digits)
+        runs = str(row.get("runs", 0) or "—")
+        if row.get("left_out"):
+            runs += mark(f"{row['chapter']}, {row['mode']} mode: {row['left_out']} record(s) left out because "
+                         f"their config differs from the preset ({', '.join(row['left_out_fields'])}).")
+        quantity = row["quantity"] + mark(row.get("note", ""))
+        lines.append(f"| {row['chapter']} | {quantity} | {row.get('data') or '—'} | {paper} | {ours} | {runs} |")
+    footer = "".join(f"\n{index}. {text}" for index, text in enumerate(notes, start=1))
+    explanation = ("\n*Ours*: mean ± standard deviation over our runs of the chapter's preset (one per seed); "
+                   "*Runs*: how many. *Paper*: the paper's value on the same data, — where it reports none.")
+    return "\n".join(lines) + "\n" + explanation + ("\n\nNotes:\n" + footer.lstrip("\n") if notes else "") + "\n"
+
+
+# Claims over seeds -------------------------------------------------------------------------------
+
+def record_claims(record: RunRecord, claims_fn: Any = None) -> list[dict[str, Any]]:
+    """The claims of ``record``: recomputed from its metrics by the chapter's current ``claims``
+    function when that works, else those stored in the record."""
+    if claims_fn is not None:
+        try:
+            return [claim.to_dict() for claim in claims_fn(dict(record.metrics))]
+        except (KeyError, ValueError, TypeError, ZeroDivisionError):
+            pass
+    return list(record.claims)
+
+
+def claim_summary(records: list[RunRecord], claims_fn: Any = None) -> list[dict[str, Any]]:
+    """Per claim (by key, in the chapter's order): statement, threshold, seeds passed / run, median and range."""
+    summary: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for claim in record_claims(record, claims_fn):
+            entry = summary.setdefault(claim["key"], {
+                "key": claim["key"], "statement": claim.get("statement", claim["key"]),
+                "comparison": claim.get("comparison", ">="), "threshold": claim.get("threshold"),
+                "unit": claim.get("unit", ""), "decimals": int(claim.get("decimals", 2)),
+                "values": [], "seeds": [], "failed_seeds": []})
+            entry["values"].append(float(claim["measured"]))
+            entry["seeds"].append(record.seed)
+            if not claim.get("holds", False):
+                entry["failed_seeds"].append(record.seed)
+    for entry in summary.values():
+        finite = [v for v in entry["values"] if math.isfinite(v)]
+        entry["run"] = len(entry["values"])
+        entry["passed"] = entry["run"] - len(entry["failed_seeds"])
+        entry["median"] = statistics.median(finite) if finite else math.nan
+        entry["min"], entry["max"] = (min(finite), max(finite)) if finite else (math.nan, math.nan)
+    return list(summary.values())
+
+
+SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+
+
+def _claim_value(entry: dict[str, Any], value: float) -> str:
+    return "—" if not math.isfinite(value) else _number(value, entry["decimals"]) + entry["unit"]
+
+
+def claims_sweep_table(summary: list[dict[str, Any]], *, chapter: str | None = None) -> str:
+    """Markdown: each claim, its threshold, seeds passed / seeds run (and which failed), median and range."""
+    head = "| Chapter " if chapter else ""
+    lines = [f"{head}| Claim | Threshold | Seeds passed | Median | Range |",
+             "|---" * (6 if chapter else 5) + "|"]
+    for entry in summary:
+        failed = f" (fails on seed {', '.join(map(str, entry['failed_seeds']))})" if entry["failed_seeds"] else ""
+        threshold = (f"{SYMBOLS.get(entry['comparison'], entry['comparison'])} "
+                     f"{_claim_value(entry, float(entry['threshold']))}" if entry["threshold"] is not None else "—")
+        lines.append(f"{f'| {chapter} ' if chapter else ''}| {entry['statement']} | {threshold} "
+                     f"| {entry['passed']}/{entry['run']}{failed} | {_claim_value(entry, entry['median'])} "
+                     f"| {_claim_value(entry, entry['min'])} to {_claim_value(entry, entry['max'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _short_commit(commit: str) -> str:
+    return commit[:10] + ("-dirty" if commit.endswith("-dirty") else "") if commit != "unknown" else commit
+
+
+def robustness_table(chapters: list[Chapter], root: Path | None = None) -> str:
+    """The book's "How robust is each claim?" table, from the preset reduced-mode records of every chapter.
+
+    One row per claim: seeds passed / seeds run (naming the seeds it fails on), the median and the
+    range of the measured value; below it, the seeds and the commit(s) the records came from. A
+    chapter without records says how to make them. Only real records count: each config must equal
+    the chapter's current preset (``preset_records``).
+    """
+    lines = ["| Chapter | Claim | Threshold | Seeds passed | Median | Range |", "|---|---|---|---|---|---|"]
+    provenance = []
+    for chapter in chapters:
+        slug = chapter.slug
+        records, _ = preset_records(slug, "reduced", root, config_class=chapter.Config)
+        summary = claim_summary(records, chapter.claims)
+        if not records:
+            lines.append(f"| {slug} | no seed sweep recorded yet (`python -m rfy claims {slug} --seeds 0-9`) "
+                         f"| — | — | — | — |")
+            continue
+        if not summary:
+            lines.append(f"| {slug} | no claims recorded | — | 0/{len(records)} | — | — |")
+        else:
+            lines.extend(claims_sweep_table(summary, chapter=slug).splitlines()[2:])
+        commits = sorted({_short_commit(r.git_commit) for r in records})
+        seeds = ", ".join(str(r.seed) for r in records)
+        provenance.append(f"- {chapter.heading}: seeds {seeds}; "
+                          f"commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}")
+    table = "\n".join(lines) + "\n"
+    if provenance:
+        table += "\nRecords (reduced mode, the chapter's preset):\n\n" + "\n".join(provenance) + "\n"
+    return table

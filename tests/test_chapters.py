@@ -1,0 +1,181 @@
+"""The chapter contract: every registered chapter declares the same things, and the book lists them all.
+
+One test per property, run for every chapter in ``rfy.chapters``; a new chapter is checked by
+these tests as soon as its registry line exists.
+"""
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from rfy.chapters import CHAPTER_MODULES, all_chapters, chapter, slugs
+from rfy.checkpoint import RunState
+from rfy.claims import Claim
+from rfy.config import MODES
+from rfy.contract import Chapter, slug_of
+from rfy.errors import ConfigError
+from rfy.runtime import torch_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = all_chapters()
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve")
+
+#: Settings that make each chapter's reduced run take seconds (the chapters' own tests use the same sizes).
+TINY = {
+    "neural-ode": dict(epochs=1, channels=4, solver_steps=1, nfe_tolerances=(1e-1,), memory_steps=(1, 2),
+                       cnf_width=4, cnf_iters=2, cnf_batch=8, cnf_steps=1, n_spirals=4, latent_iters=2, n_observed=5),
+    "semi-unsupervised": dict(epochs=1, latent_dim=2, hidden=(16,), repeats=1, batch_size=50),
+    "debiasing": dict(epochs=1, latent_dim=2, hidden=16, repeats=1, alphas=(0.1,)),
+    "preferences": dict(total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=2, agents=1,
+                        comparisons=(8,), reward_steps=5, eval_episodes=2, heldout_pairs=20, buffer_episodes=8),
+    "randwire": dict(nodes=6, channels=8, width=16, epochs=1, batch_size=64, generators=("ER(0.5)",), graph_seeds=1),
+    "voters": dict(n_items=600, test_items=200, steps=60, heads=("distribution", "voter"), repeats=1, permutations=2,
+                   heldout_votes=15),
+    "mixmatch": dict(steps=10, eval_every=5, repeats=1),
+    "divide-conquer": dict(epochs=2, model="mlp", repeats=1),
+}
+
+
+def test_the_registry_lists_each_chapter_once_numbered_in_book_order():
+    assert [c.number for c in CHAPTERS] == list(range(1, len(CHAPTER_MODULES) + 1))
+    assert [c.slug for c in CHAPTERS] == [slug_of(name) for name in CHAPTER_MODULES] == list(slugs())
+    assert len(set(slugs())) == len(CHAPTERS) and len({c.notebook for c in CHAPTERS}) == len(CHAPTERS)
+    with pytest.raises(ConfigError, match=r"chapter must be one of \('neural-ode'"):
+        chapter("neural_ode")
+
+
+def test_a_chapter_whose_notebook_number_disagrees_is_refused():
+    first = CHAPTERS[0]
+    with pytest.raises(ConfigError, match="notebook must start with '02_'"):
+        Chapter(first.slug, 2, first.title, first.notebook, first.Config, first.run, first.claims, [])
+    with pytest.raises(ConfigError, match="slug must be lower-case words"):
+        Chapter("Neural ODE", 1, first.title, first.notebook, first.Config, first.run, first.claims, [])
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_the_chapter_has_a_valid_preset_per_mode(chapter):
+    for mode in MODES:
+        config = chapter.Config.for_mode(mode, seed=3)
+        assert config.mode == mode and config.is_preset()
+    assert chapter.Config.full().to_dict() != chapter.Config.reduced().to_dict()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_paper_numbers_pair_values_only_on_the_same_data(chapter):
+    assert chapter.paper_numbers
+    for number in chapter.paper_numbers:
+        assert number.mode in MODES and number.data
+        assert number.paper_value is None or number.mode == "full", f"{number.quantity}: a paper value on our data"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_run_returns_flat_metrics_whose_claims_all_evaluate(chapter, tmp_path, monkeypatch):
+    monkeypatch.setattr("rfy.parallel.cpu_cores", lambda: 1)  # in this process: spawning workers costs more here
+    assert chapter.slug in TINY, f"add tiny settings for {chapter.slug!r} to TINY"
+    config = chapter.Config.reduced(device="cpu", **TINY[chapter.slug])
+    with torch_threads(1):
+        metrics = chapter.run(config, RunState(tmp_path, resume=False, config=config))
+    assert metrics and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for k, v in metrics.items())
+    found = chapter.claims(dict(metrics))
+    assert found and all(isinstance(claim, Claim) for claim in found)
+    assert len({claim.key for claim in found}) == len(found)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_the_notebook_exists_under_its_heading_and_names_its_chapter_once(chapter):
+    path = ROOT / "notebooks" / f"{chapter.notebook}.ipynb"
+    assert path.exists(), f"{chapter.slug}: no notebook {path.name}"
+    code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    package = chapter.run.__module__.rsplit(".", 1)[0]
+    imports = re.findall(rf"^import {re.escape(package)} as \w+$", code, re.M)
+    assert len(imports) == 1, f"{path.name} imports {package} as a name {len(imports)} times; import it once"
+    assert f'"{chapter.slug}"' not in code and f"'{chapter.slug}'" not in code, \
+        f"{path.name} types its slug; use {package}.CHAPTER.slug"
+
+
+def test_the_table_of_contents_lists_the_notebooks_in_chapter_order():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    part = next(part for part in toc["parts"] if part.get("numbered"))
+    assert [entry["file"] for entry in part["chapters"]] == [f"notebooks/{c.notebook}" for c in CHAPTERS]
+    assert sorted(path.stem for path in (ROOT / "notebooks").glob("*.ipynb")) == [c.notebook for c in CHAPTERS]
+
+
+def test_the_landing_page_table_has_one_row_per_chapter_in_order():
+    rows = re.findall(r"^\| (\d+) \| \{doc\}`\.\./notebooks/(\w+)`", (ROOT / "book" / "intro.md").read_text(), re.M)
+    assert rows == [(str(c.number), c.notebook) for c in CHAPTERS]
+
+
+@pytest.mark.parametrize("page", ["README.md", "book/running.md"])
+def test_the_chapter_list_names_every_slug_in_order(page):
+    text = " ".join((ROOT / page).read_text().split())
+    listed = re.search(r"The chapters are ((?:`[a-z-]+`(?:, | and )?)+)", text)
+    assert listed, f"{page} has no sentence 'The chapters are `…`'"
+    assert re.findall(r"`([a-z-]+)`", listed.group(1)) == list(slugs())
+
+
+@pytest.mark.parametrize("page", ["README.md", "pyproject.toml", "rfy/__init__.py", "book/intro.md"])
+def test_the_chapter_count_in_words_is_the_registry_s(page):
+    counts = re.findall(r"\b(\w+) (?:chapters|notebooks|2019 machine-learning papers)\b", (ROOT / page).read_text())
+    spelled = [word.lower() for word in counts if word.lower() in NUMBER_WORDS]
+    assert spelled, f"{page} states no chapter count"
+    assert set(spelled) == {NUMBER_WORDS[len(CHAPTERS)]}, f"{page} says {spelled}, the registry has {len(CHAPTERS)}"
+
+
+def rfy_imports(path: Path, module: str) -> set[str]:
+    """The ``rfy`` modules that ``module`` (file ``path``) imports when it runs, at the top or inside functions.
+
+    Imports under ``if TYPE_CHECKING:`` are for annotations only and never run, so they are left out.
+    """
+    import ast
+
+    tree = ast.parse(path.read_text())
+    skipped = {id(node) for guard in ast.walk(tree) if isinstance(guard, ast.If)
+               and getattr(guard.test, "id", "") == "TYPE_CHECKING" for body in guard.body for node in ast.walk(body)}
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] == "rfy"}
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every module of ``rfy/`` and the ``rfy`` modules it imports (names that are not modules dropped)."""
+    files = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+             for path in (ROOT / "rfy").rglob("*.py")}
+    return {module: rfy_imports(path, module) & set(files) - {module} for module, path in files.items()}
+
+
+def test_the_core_never_imports_a_chapter_and_the_import_graph_has_no_cycle():
+    graph = module_graph()
+    chapter_packages = tuple(CHAPTER_MODULES)
+    above_the_chapters = {"rfy.chapters", "rfy.cli", "rfy.__main__"}
+    core = [m for m in graph if not m.startswith(chapter_packages) and m not in above_the_chapters]
+    leaks = {m: sorted(i for i in graph[m] if i.startswith(chapter_packages) or i in above_the_chapters) for m in core}
+    assert not {m: i for m, i in leaks.items() if i}, "core modules must receive chapters, not import them or the registry"
+
+    def cycle_from(module, path):
+        if module in path:
+            return path[path.index(module):] + [module]
+        for imported in sorted(graph[module] - finished):
+            found = cycle_from(imported, path + [module])
+            if found:
+                return found
+        finished.add(module)
+        return None
+
+    finished: set[str] = set()
+    for module in sorted(graph):
+        assert cycle_from(module, []) is None, f"import cycle: {' -> '.join(cycle_from(module, []))}"
