@@ -3,7 +3,7 @@
 Reduced mode trains the four heads on simulated votes for every seed and condition (biased voters and
 the control). Full mode first runs the frozen ImageNet trunk over SCUT-FBP5500's 5,500 faces once (the
 ``features`` stage), then trains every head on every fold of ``config.folds``, on the trunk's features:
-3,000 AdamW steps of 512 photos or votes each. The probes build the same data structures the run
+``steps`` AdamW steps of ``batch_size`` photos or votes each. The probes build the same data structures the run
 builds (``simulate`` in reduced mode; ``fold_data`` of a synthetic archive with SCUT-FBP5500's 5,500
 faces, 60 raters, 5 folds of 1,100 test faces, and random features of the trunk's width in full mode)
 and call the run's own ``train_step``, ``score_test_photos`` and ``batch_features``.
