@@ -8,7 +8,7 @@ images drawn per cluster, the 128-d embedding in K = 4 slices and whole, the mar
 distance-weighted sampling, Adam, and an evaluation batch of 256 test images.
 
 The k-means re-clustering runs at its true size (5,864 training images × 2,048 features, K = 4, up to
-100 iterations) but with one restart in place of the preset's five: the five take 10-30 s on 2 shared
+100 iterations) but with one restart in place of the preset's five: the five took about 30 s on 2 busy
 cores, and a restart changes no shape.
 """
 from __future__ import annotations
