@@ -17,12 +17,14 @@ the whole embedding is trained on all data. The package has:
 * ``domain_digits``, ``read_cub``, ``load_cub``: the reduced data (digits in four domains) and CUB-200-2011;
 * ``Learner`` and ``train``: the training loop on the device (frozen batch norm, mixed precision, checkpoints);
 * ``compare`` and ``run_experiment``: K learners against K = 1 trained by the same pipeline, over seeds;
-* ``claims``: what the chapter asserts about those metrics.
+* ``claims``: what the chapter asserts about those metrics;
+* ``cost_parts``: what each preset costs, step by step at its true size (``python -m rfy estimate``).
 """
 from rfy.contract import Chapter
 from rfy.divide_conquer.claims import claims
 from rfy.divide_conquer.clustering import ClusterBatches, cluster_features, match_clusters
 from rfy.divide_conquer.config import DATASETS, MODELS, SAMPLERS, Config
+from rfy.divide_conquer.cost import cost_parts
 from rfy.divide_conquer.data import (DOMAINS, RetrievalData, domain_digits, domain_transform, load_cub, load_data,
                                      read_cub)
 from rfy.divide_conquer.evaluation import clustering_nmi, nearest_neighbours, nmi, recall_at_k
@@ -70,5 +72,5 @@ __all__ = [
     "clustering_nmi", "nearest_neighbours", "RetrievalData", "domain_digits", "domain_transform", "read_cub",
     "load_cub", "load_data", "Embedder", "mlp_embedder", "cnn_embedder", "make_embedder", "Learner",
     "TrainResult", "train", "Comparison", "arms", "compare", "comparison_metrics", "run_metrics", "train_run",
-    "learner_domain_recall", "cluster_domains", "specialisation",
+    "learner_domain_recall", "cluster_domains", "specialisation", "cost_parts",
 ]

@@ -75,14 +75,15 @@ def cnn_embedder(hidden_dim: int = 128, embedding_dim: int = 32) -> Embedder:
     return Embedder(SmallConvTrunk(hidden_dim), hidden_dim, embedding_dim)
 
 
-def resnet50_trunk() -> nn.Module:
-    """ImageNet-pretrained ResNet-50 without its classifier (2048-d pooled features); needs torchvision."""
+def resnet50_trunk(pretrained: bool = True) -> nn.Module:
+    """ImageNet-pretrained ResNet-50 without its classifier (2048-d pooled features); needs torchvision.
+    ``pretrained=False`` gives the same network with random weights (no download)."""
     try:
         import torchvision
     except ImportError as error:
         raise ImportError("full mode of the divide-and-conquer chapter needs a pretrained ResNet-50: "
                           "`pip install torchvision` (weights are downloaded once by torchvision)") from error
-    net = torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1)
+    net = torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1 if pretrained else None)
     net.fc = nn.Identity()
     return net
 
@@ -91,12 +92,15 @@ def resnet50_trunk() -> nn.Module:
 TRUNKS: dict[str, Callable[[], nn.Module]] = {"resnet-50": resnet50_trunk}
 
 
-def make_embedder(model: str, in_dim: int, hidden_dim: int, embedding_dim: int) -> Embedder:
-    """The network of ``Config.model``: the MLP, or a pretrained ResNet-50 with frozen batch norm."""
+def make_embedder(model: str, in_dim: int, hidden_dim: int, embedding_dim: int, *,
+                  trunk: nn.Module | None = None) -> Embedder:
+    """The network of ``Config.model``: the MLP, the small CNN, or a pretrained ResNet-50 with frozen batch norm
+    (``trunk``, if given, in place of ``TRUNKS[model]()``: a network with the same 2048-d output)."""
     if model == "mlp":
         return mlp_embedder(in_dim, hidden_dim, embedding_dim)
     if model == "cnn":
         return cnn_embedder(hidden_dim, embedding_dim)
     if model in TRUNKS:
-        return Embedder(TRUNKS[model](), RESNET_FEATURES, embedding_dim, frozen_batch_norm=True, normalise_input=True)
+        return Embedder(trunk if trunk is not None else TRUNKS[model](), RESNET_FEATURES, embedding_dim,
+                        frozen_batch_norm=True, normalise_input=True)
     raise ConfigError(f"model must be one of ('mlp', {', '.join(repr(m) for m in TRUNKS)}), got {model!r}")

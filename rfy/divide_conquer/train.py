@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from rfy.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rfy.data import to_unit_interval
@@ -71,16 +72,19 @@ class TrainResult:
 
 
 class Learner:
-    """Model, optimiser, data and current clustering of one run with ``learners`` = K."""
+    """Model, optimiser, data and current clustering of one run with ``learners`` = K (``trunk``: see
+    ``make_embedder``)."""
 
-    def __init__(self, data: RetrievalData, config: Config, learners: int, seed: int) -> None:
+    def __init__(self, data: RetrievalData, config: Config, learners: int, seed: int, *,
+                 trunk: nn.Module | None = None) -> None:
         self.config, self.learners = config, learners
         self.device = select_device(config.device)
         seed_everything(seed)
         self.seed = seed
         self.data = data.to(self.device)
         in_dim = data.train_images.shape[1] if data.train_images.dim() == 2 else 0
-        self.model = make_embedder(config.model, in_dim, config.hidden_dim, config.embedding_dim).to(self.device)
+        self.model = make_embedder(config.model, in_dim, config.hidden_dim, config.embedding_dim,
+                                   trunk=trunk).to(self.device)
         if self.device.type == "cuda" and data.train_images.dim() == 4:
             self.model.to(memory_format=torch.channels_last)
         params = [p for p in self.model.parameters() if p.requires_grad]

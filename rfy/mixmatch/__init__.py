@@ -14,7 +14,8 @@ examples together, and trains on cross-entropy plus a squared-error consistency 
 * ``compare_methods`` and ``run_experiment``: supervised against MixMatch and its ablations, each run
   reported by the paper's statistic (``median_of_last``: the median error of the last 20 evaluations);
 * ``claims``: what the chapter asserts about those metrics;
-* ``benchmark``: steps/s and images/s of the paper's setting (``python -m rfy bench mixmatch``).
+* ``benchmark``: steps/s and images/s of the paper's setting (``python -m rfy bench mixmatch``);
+* ``cost_parts``: what each preset costs, step by step at its true size (``python -m rfy estimate``).
 """
 from rfy.contract import Chapter
 from rfy.mixmatch.algorithm import (MixedBatch, guess_labels, interleave_offsets, interleave_order, linear_rampup,
@@ -22,6 +23,7 @@ from rfy.mixmatch.algorithm import (MixedBatch, guess_labels, interleave_offsets
 from rfy.mixmatch.bench import benchmark, random_cifar_like
 from rfy.mixmatch.claims import claims
 from rfy.mixmatch.config import METHODS, MIXMATCH, NO_MIXUP, NO_SHARPENING, SUPERVISED, Config
+from rfy.mixmatch.cost import cost_parts
 from rfy.mixmatch.data import SemiSupervisedData, labelled_indices, load_split, make_split
 from rfy.mixmatch.experiments import (LAST_EVALUATIONS, PAPER_STATISTIC, Comparison, compare_methods,
                                       comparison_metrics, median_of_last, metric_prefix, run_experiment, run_metrics,
@@ -56,5 +58,5 @@ __all__ = [
     "MixedBatch", "small_cnn", "wide_resnet", "make_classifier", "SemiSupervisedData", "labelled_indices",
     "make_split", "load_split", "Trainer", "TrainResult", "WeightAverage", "InterleavedForward",
     "frozen_running_stats", "train", "Comparison", "compare_methods", "comparison_metrics", "metric_prefix",
-    "run_metrics", "train_run", "benchmark", "random_cifar_like",
+    "run_metrics", "train_run", "benchmark", "random_cifar_like", "cost_parts",
 ]

@@ -16,13 +16,15 @@ of the paper are public; the package has:
 * ``pearson``, ``raw_vote_curve``, ``votes_equivalent``: correlation with the truth and the
   vote-equivalence k* (how many held-out raw votes match the model);
 * ``run_experiment`` and ``claims``: the four heads over seeds, and the control with identical voters;
-* ``rfy.voters.scut``: full mode on SCUT-FBP5500's per-rater ratings with a pretrained trunk.
+* ``rfy.voters.scut``: full mode on SCUT-FBP5500's per-rater ratings with a pretrained trunk;
+* ``cost_parts``: what each preset costs, step by step at its true size (``python -m rfy estimate``).
 """
 from rfy.contract import Chapter
 from rfy.tables import PaperNumber
 from rfy.voters.claims import claims
 from rfy.voters.config import (CLASSIFICATION, DISTRIBUTION, HEADS, REGRESSION, SCUT, SIMULATION, TRAIT_NAMES, VOTER,
                                Config)
+from rfy.voters.cost import cost_parts
 from rfy.voters.evaluate import pearson, raw_vote_curve, votes_equivalent
 from rfy.voters.experiments import BIASED, CONTROL, run_experiment, run_simulation
 from rfy.voters.heads import VoteModel, bin_centres, bin_index, expected_value
@@ -30,7 +32,8 @@ from rfy.voters.runs import condition_runs, curve_metrics, curve_of, summarise
 from rfy.voters.simulate import (VoteData, Voters, cast_votes, choose_voters, cutpoints, draw_voters, expected_votes,
                                  ground_truth, identical_voters, latent_mean, render_photos, simulate,
                                  trait_covariance, vote_probabilities, zipf_activity)
-from rfy.voters.train import TrainedHead, head_metrics, make_model, train_head, training_units
+from rfy.voters.train import (TrainedHead, head_metrics, make_model, make_optimiser, score_test_photos, train_head,
+                              train_step, training_units)
 
 SIMULATED = "simulated votes (2,000 training photos, 3-5 votes each)"
 
@@ -67,5 +70,6 @@ __all__ = [
     "cutpoints", "vote_probabilities", "expected_votes", "ground_truth", "cast_votes", "choose_voters",
     "VoteModel", "bin_index", "bin_centres", "expected_value", "train_head", "make_model", "training_units",
     "head_metrics", "TrainedHead", "pearson", "raw_vote_curve", "votes_equivalent", "curve_metrics", "curve_of",
-    "condition_runs", "summarise", "run_simulation",
+    "condition_runs", "summarise", "run_simulation", "cost_parts", "make_optimiser", "train_step",
+    "score_test_photos",
 ]

@@ -33,6 +33,7 @@ from rfy.voters.train import autocast
 
 ARCHIVE = "SCUT-FBP5500_v2.1.zip"
 RATERS = 60
+FEATURE_BATCH = 128  # images per batch of the frozen trunk
 XLSX = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 XLSX_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -173,14 +174,15 @@ def decode_images(archive: ScutArchive, names: list[str], size: int) -> torch.Te
     return out
 
 
-def torchvision_trunk(name: str) -> nn.Module:
-    """An ImageNet-pretrained torchvision ``name`` with its classifier removed (features out)."""
+def torchvision_trunk(name: str, weights: str | None = "DEFAULT") -> nn.Module:
+    """An ImageNet-pretrained torchvision ``name`` with its classifier removed (features out);
+    ``weights=None`` gives the same network with random weights (no download)."""
     try:
         import torchvision
     except ImportError as error:
         raise ImportError("full mode extracts features with a pretrained torchvision network: "
                           "pip install torchvision (the reduced mode needs nothing extra)") from error
-    model = getattr(torchvision.models, name)(weights="DEFAULT")
+    model = getattr(torchvision.models, name)(weights=weights)
     model.fc = nn.Identity()
     return model
 
@@ -193,18 +195,26 @@ TRUNK_BUILDERS: dict[str, Callable[[], nn.Module]] = {
 
 
 @torch.no_grad()
-def extract_features(archive: ScutArchive, config: Config, device: torch.device, batch_size: int = 128) -> torch.Tensor:
+def extract_features(archive: ScutArchive, config: Config, device: torch.device,
+                     batch_size: int = FEATURE_BATCH) -> torch.Tensor:
     """Frozen-trunk features of every image, batch by batch on ``device`` (bf16 autocast on CUDA): (N, F)."""
     trunk = TRUNK_BUILDERS[config.trunk]().to(device).eval()
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     parts = []
     for start in progress(range(0, len(archive.images), batch_size), desc="features"):
         names = archive.images[start:start + batch_size]
         images = decode_images(archive, names, config.image_size).to(device, non_blocking=True)
-        with autocast(device, config.mixed_precision):
-            parts.append(trunk((images.float() / 255 - mean) / std).float().flatten(1).cpu())
+        parts.append(batch_features(trunk, images, config).cpu())
     return torch.cat(parts)
+
+
+@torch.no_grad()
+def batch_features(trunk: nn.Module, images: torch.Tensor, config: Config) -> torch.Tensor:
+    """$\\phi((x / 255 - \\mu) / \\sigma)$ of uint8 images (n, 3, H, W) with ImageNet's channel mean $\\mu$ and
+    std $\\sigma$, on the images' device (bf16 autocast on CUDA if ``config.mixed_precision``): float32 (n, F)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    with autocast(images.device, config.mixed_precision):
+        return trunk((images.float() / 255 - mean) / std).float().flatten(1)
 
 
 def fold_data(archive: ScutArchive, features: torch.Tensor, fold: int, config: Config, seed: int) -> VoteData:
@@ -265,4 +275,4 @@ def run_scut(config: Config, state: RunState) -> dict[str, float]:
 
 
 __all__ = ["ARCHIVE", "ScutArchive", "read_xlsx", "read_scut_archive", "scut_archive_path", "decode_images",
-           "extract_features", "fold_data", "run_scut", "TRUNK_BUILDERS", "torchvision_trunk"]
+           "extract_features", "batch_features", "fold_data", "run_scut", "TRUNK_BUILDERS", "torchvision_trunk"]

@@ -54,7 +54,7 @@ def train_head(kind: str, data: VoteData, config: Config, seed: int, *, device: 
     data = data.to(device)
     torch.manual_seed(seed)
     model = make_model(kind, data, config).to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = make_optimiser(model, config)
     generator = torch.Generator(device=device).manual_seed(seed)
     items, targets, voters = training_units(kind, data)
     start, losses = 0, []
@@ -67,23 +67,44 @@ def train_head(kind: str, data: VoteData, config: Config, seed: int, *, device: 
     every = max(config.steps // CHECKPOINTS_PER_RUN, 1)
     model.train()
     for step in progress(range(start, config.steps), desc=kind, total=config.steps, initial=start):
-        batch = torch.randint(0, len(items), (config.batch_size,), generator=generator, device=device)
-        with autocast(device, config.mixed_precision):
-            loss = model.loss(data.features[items[batch]], targets[batch], None if voters is None else voters[batch])
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        loss = train_step(model, optimiser, data, (items, targets, voters), generator, config)
         if step % 50 == 0:
-            losses.append(loss.detach())
+            losses.append(loss)
         if checkpoint_path and (step + 1) % every == 0 and step + 1 < config.steps:
             losses = [float(value) for value in losses]
             save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                                               "generator": generator.get_state(), "step": step + 1,
                                               "losses": losses})
-    model.eval()
+    return TrainedHead(model, score_test_photos(model, data, config), [float(value) for value in losses])
+
+
+def make_optimiser(model: VoteModel, config: Config) -> torch.optim.Optimizer:
+    """AdamW with the learning rate and (decoupled) weight decay of ``config``."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def train_step(model: VoteModel, optimiser: torch.optim.Optimizer, data: VoteData,
+               units: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], generator: torch.Generator,
+               config: Config) -> torch.Tensor:
+    """One optimisation step on ``config.batch_size`` training units (``training_units``) drawn with
+    replacement by ``generator``: the head's loss (see ``VoteModel.loss``), backward, ``optimiser.step()``.
+    Returns the loss, still on the device."""
+    items, targets, voters = units
+    device = data.features.device
+    batch = torch.randint(0, len(items), (config.batch_size,), generator=generator, device=device)
     with autocast(device, config.mixed_precision):
-        scores = model.score(data.features[data.test_items], data.standard_voters).float()
-    return TrainedHead(model, scores, [float(value) for value in losses])
+        loss = model.loss(data.features[items[batch]], targets[batch], None if voters is None else voters[batch])
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss.detach()
+
+
+def score_test_photos(model: VoteModel, data: VoteData, config: Config) -> torch.Tensor:
+    """The model's score $\\hat g$ of every test photo (n_test, K) in float32, in evaluation mode."""
+    model.eval()
+    with autocast(data.features.device, config.mixed_precision):
+        return model.score(data.features[data.test_items], data.standard_voters).float()
 
 
 def head_metrics(scores: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
