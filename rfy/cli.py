@@ -249,7 +249,12 @@ def estimate_command(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else (10 if on_gpu else 2)
     results = None if args.no_record else check_folders(args).results
     print(f"{chapter.heading}: timing the {args.mode} preset's real steps on {device} ...", flush=True)
-    measured = estimate(args.chapter, config, chapter.cost_parts(config), device, steps=steps, warmup=5 if on_gpu else 1)
+    try:
+        measured = estimate(args.chapter, config, chapter.cost_parts(config), device, steps=steps,
+                            warmup=5 if on_gpu else 1)
+    except ImportError as error:  # an optional package of the full preset (torchvision's ResNets, MuJoCo)
+        raise ConfigError(f"the {args.mode} preset of {args.chapter!r} needs the package {error.name!r}, which is "
+                          f"not installed: pip install {error.name}") from None
     print(f"\n  {'training':<44} {'per step':>10} {'steps':>12} {'projected':>10}")
     for part in measured.parts:
         unit = "" if part.unit == "step" else f" ({part.unit})"

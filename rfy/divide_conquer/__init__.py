@@ -62,7 +62,7 @@ PAPER_NUMBERS = [
 
 
 CHAPTER = Chapter("divide-conquer", 8, "Divide and conquer the embedding space", "08_divide_conquer", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+                  PAPER_NUMBERS, cost_parts=cost_parts)
 
 
 __all__ = [

@@ -48,7 +48,7 @@ PAPER_NUMBERS = [
 ]
 
 CHAPTER = Chapter("mixmatch", 7, "MixMatch", "07_mixmatch", Config, run_experiment, claims,
-                  PAPER_NUMBERS, benchmark=benchmark)
+                  PAPER_NUMBERS, benchmark=benchmark, cost_parts=cost_parts)
 
 
 __all__ = [

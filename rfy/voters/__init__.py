@@ -60,7 +60,7 @@ PAPER_NUMBERS = [
 ]
 
 CHAPTER = Chapter("voters", 6, "Photofeeler-D3: modelling the voters", "06_voter_model", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+                  PAPER_NUMBERS, cost_parts=cost_parts)
 
 
 __all__ = [
