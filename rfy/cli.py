@@ -253,8 +253,9 @@ def estimate_command(args: argparse.Namespace) -> int:
         measured = estimate(args.chapter, config, chapter.cost_parts(config), device, steps=steps,
                             warmup=5 if on_gpu else 1)
     except ImportError as error:  # an optional package of the full preset (torchvision's ResNets, MuJoCo)
-        raise ConfigError(f"the {args.mode} preset of {args.chapter!r} needs the package {error.name!r}, which is "
-                          f"not installed: pip install {error.name}") from None
+        reason = f"it needs the package {error.name!r}: pip install {error.name}" if error.name \
+            else str(error).strip().splitlines()[0]
+        raise ConfigError(f"the {args.mode} preset of {args.chapter!r} cannot be built here: {reason}") from None
     print(f"\n  {'training':<44} {'per step':>10} {'steps':>12} {'projected':>10}")
     for part in measured.parts:
         unit = "" if part.unit == "step" else f" ({part.unit})"

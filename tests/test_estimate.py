@@ -76,3 +76,19 @@ def test_committed_cost_table_is_current(capsys: pytest.CaptureFixture, monkeypa
     monkeypatch.chdir(root)
     assert main(["results", "costs"]) == 0
     assert capsys.readouterr().out == (root / "book" / "_generated" / "cost_table.md").read_text()
+
+
+def test_estimate_names_a_missing_optional_package(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    from rfy import chapters
+    from rfy.cost import CostPart
+
+    def needs_torchvision(device):
+        raise ModuleNotFoundError("No module named 'torchvision'", name="torchvision")
+
+    chapter = chapters.chapter("semi-unsupervised")
+    monkeypatch.setattr(chapters, "chapter", lambda slug: SimpleNamespace(
+        slug=slug, heading="2. Semi", Config=chapter.Config,
+        cost_parts=lambda config: [CostPart("trunk", 10, needs_torchvision)]))
+    assert main(["estimate", "semi-unsupervised", "--device", "cpu", "--no-record"]) == 2
+    assert "needs the package 'torchvision': pip install torchvision" in capsys.readouterr().err

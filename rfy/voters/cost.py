@@ -24,7 +24,6 @@ import torch
 from rfy.cost import CostPart, Probe
 from rfy.runtime import torch_threads
 from rfy.voters.config import SIMULATION, Config
-from rfy.voters.experiments import lazy
 from rfy.voters.scut import FEATURE_BATCH, RATERS, ScutArchive, batch_features, fold_data, torchvision_trunk
 from rfy.voters.simulate import VoteData, simulate
 from rfy.voters.train import make_model, make_optimiser, score_test_photos, train_step, training_units
@@ -40,11 +39,11 @@ def cost_parts(config: Config) -> list[CostPart]:
     trunk's pass over the faces (one step = one batch of ``FEATURE_BATCH`` images)."""
     if config.dataset == SIMULATION:
         runs = config.repeats * (2 if config.control else 1)
-        data_for = lazy(lambda: simulate(config, config.seed)[0])  # built once, for every head
+        data_for = functools.cache(lambda: simulate(config, config.seed)[0])  # built once, for every head
         parts = []
     else:
         runs = len(config.folds)
-        data_for = lazy(lambda: synthetic_fold(config))
+        data_for = functools.cache(lambda: synthetic_fold(config))
         parts = [CostPart(f"features (frozen {config.trunk})", math.ceil(SCUT_IMAGES / FEATURE_BATCH),
                           functools.partial(features_probe, config), unit=f"batch of {FEATURE_BATCH} images")]
     return parts + [CostPart(f"{head} head", config.steps * runs, functools.partial(head_probe, head, config, data_for),
