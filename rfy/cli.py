@@ -251,7 +251,7 @@ def estimate_command(args: argparse.Namespace) -> int:
     print(f"{chapter.heading}: timing the {args.mode} preset's real steps on {device} ...", flush=True)
     try:
         measured = estimate(args.chapter, config, chapter.cost_parts(config), device, steps=steps,
-                            warmup=5 if on_gpu else 1)
+                            warmup=2 if on_gpu else 1)
     except ImportError as error:  # an optional package of the full preset (torchvision's ResNets, MuJoCo)
         reason = f"it needs the package {error.name!r}: pip install {error.name}" if error.name \
             else str(error).strip().splitlines()[0]

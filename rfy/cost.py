@@ -55,13 +55,16 @@ class Probe:
 class CostPart:
     """One training of a preset: ``build(device)`` makes its probe; the preset runs ``steps`` calls of
     ``step()`` and ``evaluations`` calls of ``evaluate()`` of it in all; ``unit`` names what one
-    ``step()`` is (an optimisation step, an epoch, a PPO iteration of 2048 environment steps, …)."""
+    ``step()`` is (an optimisation step, an epoch, a PPO iteration of 2048 environment steps, …);
+    ``warmup``, when set, is how many untimed steps the part needs before its steps take their
+    steady time (a step captured as a CUDA graph after a few ordinary ones)."""
 
     name: str
     steps: int
     build: Callable[[torch.device], Probe]
     evaluations: int = 0
     unit: str = "step"
+    warmup: int | None = None
 
 
 @dataclass(frozen=True)
@@ -157,13 +160,14 @@ def _timed(call: Callable[[], Any], repeats: int, device: torch.device) -> float
 
 
 def measure_part(part: CostPart, device: torch.device, *, steps: int, warmup: int = 1) -> PartCost:
-    """Build ``part`` on ``device``, take ``warmup`` untimed steps, then time ``steps`` steps and one
-    evaluation batch (median of each); the peak memory is CUDA's peak allocated, or the process's RSS."""
+    """Build ``part`` on ``device``, take ``warmup`` untimed steps (the part's own number if it sets one),
+    then time ``steps`` steps and one evaluation batch (median of each); the peak memory is CUDA's peak
+    allocated, or the process's RSS."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     probe = part.build(device)
-    for _ in range(warmup):
+    for _ in range(warmup if part.warmup is None else part.warmup):
         probe.step()
     seconds_per_step = _timed(probe.step, steps, device)
     probe.evaluate()  # warm-up of the evaluation path

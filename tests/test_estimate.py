@@ -92,3 +92,13 @@ def test_estimate_names_a_missing_optional_package(monkeypatch: pytest.MonkeyPat
         cost_parts=lambda config: [CostPart("trunk", 10, needs_torchvision)]))
     assert main(["estimate", "semi-unsupervised", "--device", "cpu", "--no-record"]) == 2
     assert "needs the package 'torchvision': pip install torchvision" in capsys.readouterr().err
+
+
+def test_a_part_sets_its_own_warmup() -> None:
+    from rfy.cost import CostPart, Probe, measure_part
+    import torch
+
+    calls = []
+    part = CostPart("counted", 5, lambda device: Probe(step=lambda: calls.append(1), evaluate=lambda: None), warmup=4)
+    measure_part(part, torch.device("cpu"), steps=3, warmup=1)
+    assert len(calls) == 4 + 3

@@ -50,7 +50,8 @@ def _parts_of(config: Config, label: str) -> list[CostPart]:
     steps = config.epochs * steps_per_epoch(data, config) * config.repeats
     evaluations = config.repeats * (-(-len(data.X_val) // EVALUATION_BATCH) - (-len(data.X_test) // EVALUATION_BATCH))
     return [CostPart(f"{NAMES[kind]} on {label}", steps,
-                     lambda device, kind=kind: model_probe(kind, config, device), evaluations)
+                     lambda device, kind=kind: model_probe(kind, config, device), evaluations,
+                     warmup=TrainingStep.GRAPH_WARMUP + 1)  # ordinary steps, then the capture
             for kind in config.models]
 
 
