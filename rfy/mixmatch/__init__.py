@@ -18,7 +18,7 @@ examples together, and trains on cross-entropy plus a squared-error consistency 
 """
 from rfy.mixmatch.algorithm import (MixedBatch, guess_labels, interleave_offsets, interleave_order, linear_rampup,
                                     mixmatch_batch, mixmatch_loss, mixup, sharpen)
-from rfy.mixmatch.bench import benchmark, random_cifar_like
+from rfy.mixmatch.bench import benchmark, benchmark_trainer, random_cifar_like
 from rfy.mixmatch.claims import claims
 from rfy.mixmatch.config import METHODS, MIXMATCH, NO_MIXUP, NO_SHARPENING, SUPERVISED, Config
 from rfy.mixmatch.data import SemiSupervisedData, labelled_indices, load_split, make_split
@@ -26,7 +26,8 @@ from rfy.mixmatch.experiments import (LAST_EVALUATIONS, PAPER_STATISTIC, Compari
                                       comparison_metrics, median_of_last, metric_prefix, run_experiment, run_metrics,
                                       train_run)
 from rfy.mixmatch.models import make_classifier, small_cnn, wide_resnet
-from rfy.mixmatch.train import InterleavedForward, Trainer, TrainResult, WeightAverage, frozen_running_stats, train
+from rfy.mixmatch.train import (InterleavedForward, Trainer, TrainResult, WeightAverage, bf16_is_fast,
+                                frozen_running_stats, train)
 from rfy.results import PaperNumber
 
 PAPER_NUMBERS = [
@@ -51,5 +52,5 @@ __all__ = [
     "MixedBatch", "small_cnn", "wide_resnet", "make_classifier", "SemiSupervisedData", "labelled_indices",
     "make_split", "load_split", "Trainer", "TrainResult", "WeightAverage", "InterleavedForward",
     "frozen_running_stats", "train", "Comparison", "compare_methods", "comparison_metrics", "metric_prefix",
-    "run_metrics", "train_run", "benchmark", "random_cifar_like",
+    "run_metrics", "train_run", "benchmark", "benchmark_trainer", "random_cifar_like", "bf16_is_fast",
 ]
