@@ -15,7 +15,8 @@ from rfy.checkpoint import RunState
 from rfy.distributed import ProcessGroup
 from rfy.errors import ConfigError
 from rfy.mixmatch import (MIXMATCH, SUPERVISED, Config, InterleavedForward, MixedBatch, Trainer, WeightAverage,
-                          benchmark, benchmark_trainer, bf16_is_fast, claims, frozen_running_stats, guess_labels, interleave_offsets, interleave_order, labelled_indices,
+                          benchmark, benchmark_trainer, bf16_is_fast, claims, frozen_running_stats, guess_labels,
+                          interleave_offsets, interleave_order, labelled_indices,
                           linear_rampup, load_split, make_classifier, mixmatch_batch, mixmatch_loss, mixup,
                           random_cifar_like, run_experiment, sharpen, small_cnn, train, wide_resnet)
 from rfy.mixmatch import LAST_EVALUATIONS, PAPER_NUMBERS, TrainResult, comparison_metrics, run_metrics

@@ -14,7 +14,8 @@ examples together, and trains on cross-entropy plus a squared-error consistency 
 * ``compare_methods`` and ``run_experiment``: supervised against MixMatch and its ablations, each run
   reported by the paper's statistic (``median_of_last``: the median error of the last 20 evaluations);
 * ``claims``: what the chapter asserts about those metrics;
-* ``benchmark``: steps/s and images/s of the paper's setting (``python -m rfy bench mixmatch``).
+* ``benchmark``: steps/s and images/s of the paper's setting, with the precision and memory format used
+  (``python -m rfy bench mixmatch``); ``bf16_is_fast``: where mixed precision applies.
 """
 from rfy.mixmatch.algorithm import (MixedBatch, guess_labels, interleave_offsets, interleave_order, linear_rampup,
                                     mixmatch_batch, mixmatch_loss, mixup, sharpen)
