@@ -1,4 +1,5 @@
 """Properties of the MixMatch chapter: the algorithm's pieces, the models, the training loop, DDP, the benchmark."""
+import importlib
 import os
 import subprocess
 import sys
@@ -14,11 +15,14 @@ from rfy.checkpoint import RunState
 from rfy.distributed import ProcessGroup
 from rfy.errors import ConfigError
 from rfy.mixmatch import (MIXMATCH, SUPERVISED, Config, InterleavedForward, MixedBatch, Trainer, WeightAverage,
-                          benchmark, claims, frozen_running_stats, guess_labels, interleave_offsets, interleave_order, labelled_indices,
+                          benchmark, benchmark_trainer, bf16_is_fast, claims, frozen_running_stats, guess_labels,
+                          interleave_offsets, interleave_order, labelled_indices,
                           linear_rampup, load_split, make_classifier, mixmatch_batch, mixmatch_loss, mixup,
                           random_cifar_like, run_experiment, sharpen, small_cnn, train, wide_resnet)
 from rfy.mixmatch import LAST_EVALUATIONS, PAPER_NUMBERS, TrainResult, comparison_metrics, run_metrics
 from rfy.mixmatch import data as mixmatch_data
+
+mixmatch_train = importlib.import_module("rfy.mixmatch.train")  # the module; rfy.mixmatch.train is the function
 
 CPU = ProcessGroup(0, 1, torch.device("cpu"))
 
@@ -49,6 +53,8 @@ def test_mixup_keeps_lambda_at_least_half_and_mixes_labels_like_inputs():
     own_weight = mixed_inputs.diagonal()  # x'_i = λ'_i e_i + (1 − λ'_i) e_partner
     assert torch.all(own_weight >= 0.5 - 1e-6) and torch.any(own_weight < 0.95)
     assert torch.allclose(mixed_inputs.sum(-1), torch.ones(size))
+    with pytest.raises(ValueError, match="alpha"):
+        mixup(identity, identity, alpha=0.0)
 
 
 def test_label_guess_is_the_mean_softmax_over_views_without_gradient():
@@ -280,9 +286,64 @@ def test_full_mode_without_cifar_explains_what_to_download():
         load_split(Config.full(), seed=0)
 
 
-def test_benchmark_reports_speed():
+def test_benchmark_reports_speed_precision_and_memory_format():
     result = benchmark(device="cpu", steps=2, warmup=1, batch_size=4, model="small-cnn")
     assert result["steps_per_s"] > 0 and result["images_per_s"] == pytest.approx(12 * result["steps_per_s"])
+    fast = bf16_is_fast(torch.device("cpu"))
+    assert result["precision"] == ("bf16 autocast" if fast else "fp32")
+    assert result["memory_format"] == ("channels_last" if fast else "contiguous")
+    fp32 = benchmark(device="cpu", steps=1, warmup=0, batch_size=4, model="small-cnn", mixed_precision=False)
+    assert (fp32["precision"], fp32["memory_format"]) == ("fp32", "contiguous")
+
+
+def test_bf16_is_used_only_where_the_hardware_multiplies_it():
+    cpu_has_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert bf16_is_fast(torch.device("cpu")) == cpu_has_bf16
+    assert not bf16_is_fast(torch.device("meta"))
+
+
+def test_the_reduced_preset_stays_in_fp32_with_contiguous_images():
+    config = Config(labels_per_class=2, batch_size=8)
+    trainer = Trainer(load_split(config, seed=0), config, MIXMATCH, 0, group=CPU)
+    assert (trainer.precision, trainer.memory_format_name) == ("fp32", "contiguous")
+
+
+def mixmatch_loss_and_gradient(mixed_precision: bool) -> tuple[float, torch.Tensor]:
+    """The full preset's loss (λ_u ramped up) and its gradient, at initialisation, on batch 8 of WRN-28-2."""
+    trainer = benchmark_trainer(device="cpu", batch_size=8, mixed_precision=mixed_precision)
+    trainer.classifier.train()
+    torch.manual_seed(0)  # the same batches, augmentations and MixUp draws for both precisions
+    loss = trainer.loss(trainer.config.rampup_steps)
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in trainer.classifier.parameters()])
+
+
+def test_a_bf16_channels_last_step_matches_fp32_within_stated_tolerances(monkeypatch):
+    """bf16 keeps 8 bits of mantissa (0.4% per rounding): the loss must stay within 1% of fp32's.
+
+    The gradient goes back through 28 layers of bf16 activations, so only its direction is compared:
+    cosine similarity above 0.95 (about 0.97 measured at this batch of 8).
+    """
+    monkeypatch.setattr(mixmatch_train, "bf16_is_fast", lambda device: True)  # bf16 is correct, if slow, anywhere
+    loss_bf16, gradient_bf16 = mixmatch_loss_and_gradient(mixed_precision=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(mixmatch_train, "bf16_is_fast", lambda device: False)
+    loss_fp32, gradient_fp32 = mixmatch_loss_and_gradient(mixed_precision=True)
+    assert loss_bf16 != loss_fp32  # autocast really ran
+    assert loss_bf16 == pytest.approx(loss_fp32, rel=0.01)
+    assert torch.cosine_similarity(gradient_bf16, gradient_fp32, dim=0) > 0.95
+
+
+def test_channels_last_trainer_takes_a_step_and_evaluates(monkeypatch):
+    monkeypatch.setattr(mixmatch_train, "bf16_is_fast", lambda device: True)
+    trainer = benchmark_trainer(device="cpu", batch_size=4, model="small-cnn")
+    assert (trainer.precision, trainer.memory_format_name) == ("bf16 autocast", "channels_last")
+    kernel = next(p for p in trainer.classifier.parameters() if p.dim() == 4)
+    assert kernel.is_contiguous(memory_format=torch.channels_last)
+    loss = trainer.step(trainer.config.rampup_steps)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in trainer.average.model.parameters())
+    assert 0 <= trainer.test_error(batch_size=500) <= 100
 
 
 def history(errors: list[float]) -> TrainResult:

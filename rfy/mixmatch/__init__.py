@@ -14,13 +14,14 @@ examples together, and trains on cross-entropy plus a squared-error consistency 
 * ``compare_methods`` and ``run_experiment``: supervised against MixMatch and its ablations, each run
   reported by the paper's statistic (``median_of_last``: the median error of the last 20 evaluations);
 * ``claims``: what the chapter asserts about those metrics;
-* ``benchmark``: steps/s and images/s of the paper's setting (``python -m rfy bench mixmatch``);
+* ``benchmark``: steps/s and images/s of the paper's setting, with the precision and memory format used
+  (``python -m rfy bench mixmatch``); ``bf16_is_fast``: where mixed precision applies;
 * ``cost_parts``: what each preset costs, step by step at its true size (``python -m rfy estimate``).
 """
 from rfy.contract import Chapter
 from rfy.mixmatch.algorithm import (MixedBatch, guess_labels, interleave_offsets, interleave_order, linear_rampup,
                                     mixmatch_batch, mixmatch_loss, mixup, sharpen)
-from rfy.mixmatch.bench import benchmark, random_cifar_like
+from rfy.mixmatch.bench import benchmark, benchmark_trainer, random_cifar_like
 from rfy.mixmatch.claims import claims
 from rfy.mixmatch.config import METHODS, MIXMATCH, NO_MIXUP, NO_SHARPENING, SUPERVISED, Config
 from rfy.mixmatch.cost import cost_parts
@@ -29,7 +30,8 @@ from rfy.mixmatch.experiments import (LAST_EVALUATIONS, PAPER_STATISTIC, Compari
                                       comparison_metrics, median_of_last, metric_prefix, run_experiment, run_metrics,
                                       train_run)
 from rfy.mixmatch.models import make_classifier, small_cnn, wide_resnet
-from rfy.mixmatch.train import InterleavedForward, Trainer, TrainResult, WeightAverage, frozen_running_stats, train
+from rfy.mixmatch.train import (InterleavedForward, Trainer, TrainResult, WeightAverage, bf16_is_fast,
+                                frozen_running_stats, train)
 from rfy.tables import PaperNumber
 
 PAPER_NUMBERS = [
@@ -58,5 +60,5 @@ __all__ = [
     "MixedBatch", "small_cnn", "wide_resnet", "make_classifier", "SemiSupervisedData", "labelled_indices",
     "make_split", "load_split", "Trainer", "TrainResult", "WeightAverage", "InterleavedForward",
     "frozen_running_stats", "train", "Comparison", "compare_methods", "comparison_metrics", "metric_prefix",
-    "run_metrics", "train_run", "benchmark", "random_cifar_like", "cost_parts",
+    "run_metrics", "train_run", "benchmark", "benchmark_trainer", "random_cifar_like", "bf16_is_fast", "cost_parts",
 ]

@@ -46,9 +46,12 @@ def mixup(inputs: torch.Tensor, targets: torch.Tensor, alpha: float) -> tuple[to
     (x₂, p₂) is a random permutation of the batch. λ' ≥ ½ keeps each mixed example closer to its
     own input, so the labelled part of the mixed batch stays mostly labelled.
     """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
     size = inputs.shape[0]
-    beta = torch.distributions.Beta(torch.tensor(float(alpha), device=inputs.device),
-                                    torch.tensor(float(alpha), device=inputs.device))
+    concentration = torch.tensor(float(alpha), device=inputs.device)
+    # validate_args=False: checking the parameters would read a device value back to the host every step
+    beta = torch.distributions.Beta(concentration, concentration, validate_args=False)
     lam = beta.sample((size,))
     lam = torch.maximum(lam, 1 - lam)
     partner = torch.randperm(size, device=inputs.device)

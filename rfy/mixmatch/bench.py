@@ -21,16 +21,26 @@ def random_cifar_like(num_labelled: int = 250, num_unlabelled: int = 5000, seed:
                               labels(1000), NUM_CLASSES, flip=True, crop_padding=4)
 
 
+def benchmark_trainer(*, device: str = "auto", steps: int = 55, batch_size: int = 64, model: str = "wrn-28-2",
+                      mixed_precision: bool = True) -> Trainer:
+    """The full preset's MixMatch trainer on random CIFAR-like data, alone on ``device`` (no process group)."""
+    config = Config.full(device=device, batch_size=batch_size, model=model, mixed_precision=mixed_precision,
+                         steps=steps)
+    torch_device = select_device(device)
+    return Trainer(random_cifar_like(), config, MIXMATCH, seed=0, group=ProcessGroup(0, 1, torch_device))
+
+
 def benchmark(*, device: str = "auto", steps: int = 50, warmup: int = 5, batch_size: int = 64,
               model: str = "wrn-28-2", mixed_precision: bool = True) -> dict[str, float | str]:
     """Time ``steps`` MixMatch training steps after ``warmup`` untimed ones.
 
-    Returns steps/s and images/s, where one step trains on B labelled images and K·B unlabelled views.
+    Returns the precision and memory format used, steps/s and images/s, where one step trains on B
+    labelled images and K·B unlabelled views. ``mixed_precision`` asks for bf16 autocast, which is
+    used only where the device multiplies bf16 in hardware (``bf16_is_fast``).
     """
-    config = Config.full(device=device, batch_size=batch_size, model=model, mixed_precision=mixed_precision,
-                         steps=steps + warmup)
-    torch_device = select_device(device)
-    trainer = Trainer(random_cifar_like(), config, MIXMATCH, seed=0, group=ProcessGroup(0, 1, torch_device))
+    trainer = benchmark_trainer(device=device, steps=steps + warmup, batch_size=batch_size, model=model,
+                                mixed_precision=mixed_precision)
+    config, torch_device = trainer.config, trainer.group.device
     for step in range(warmup):
         trainer.step(config.rampup_steps + step)
     synchronize(torch_device)
@@ -41,7 +51,7 @@ def benchmark(*, device: str = "auto", steps: int = 50, warmup: int = 5, batch_s
     seconds = time.perf_counter() - start
     images_per_step = batch_size * (1 + config.augmentations)
     return {"device": _device_name(torch_device), "model": model, "batch_size": batch_size,
-            "mixed_precision": mixed_precision and torch_device.type == "cuda",
+            "precision": trainer.precision, "memory_format": trainer.memory_format_name,
             "steps_per_s": steps / seconds, "images_per_s": steps * images_per_step / seconds}
 
 
