@@ -15,6 +15,7 @@ whose latent code is rare are sampled more often. The package has:
 """
 from rfy.debiasing.claims import CLAIM_ALPHA, claims
 from rfy.debiasing.config import Config
+from rfy.debiasing.cost import cost_parts
 from rfy.debiasing.data import GROUP_NAMES, RARE_GROUPS, BiasedData, make_biased_digits
 from rfy.debiasing.experiments import (NO_RESAMPLING, STANDARD, alpha_sweep, evaluate, load_data, method_name,
                                        metric_prefix, positive_latent_means, resampling_summary, run_experiment,
@@ -56,7 +57,7 @@ PAPER_TABLE_PPB = (
 )
 
 __all__ = [
-    "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "alpha_sweep",
+    "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "cost_parts", "CLAIM_ALPHA", "run_experiment", "alpha_sweep",
     "train_model", "evaluate", "load_data", "method_name", "metric_prefix", "positive_latent_means",
     "resampling_summary", "sweep_metrics", "STANDARD", "NO_RESAMPLING", "DBVAE", "make_dbvae",
     "debiasing_loss", "classifier_loss", "kl_to_standard_normal", "reconstruction_error", "sampling_weights",
