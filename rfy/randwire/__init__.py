@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from rfy.claims import Claim, at_least, at_most
 from rfy.randwire.config import DATASETS, Config
+from rfy.randwire.cost import cost_parts
 from rfy.randwire.experiments import (RESNET, Study, build_network, build_randwire, generator_slug, graph_seed,
                                       instances, network_key, network_list, removal_study, run_experiment,
                                       run_study, spearman, train_one)
@@ -85,7 +86,7 @@ def claims(metrics: dict[str, float]) -> list[Claim]:
 
 
 __all__ = [
-    "Config", "DATASETS", "PAPER_NUMBERS", "claims", "run_experiment", "run_study", "Study", "train_one",
+    "Config", "DATASETS", "PAPER_NUMBERS", "claims", "cost_parts", "run_experiment", "run_study", "Study", "train_one",
     "removal_study", "build_network", "build_randwire", "network_list", "network_key", "generator_slug",
     "graph_seed", "instances", "spearman", "RESNET",
     "DAG", "GraphSpec", "erdos_renyi", "barabasi_albert", "watts_strogatz", "chain", "to_dag", "parse_generator",
