@@ -9,6 +9,7 @@ plus the intact network) are counted in the same batches.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -70,30 +71,32 @@ def removal_evaluations(config: Config, name: str, n_test: int) -> int:
     return total * math.ceil(limit / EVAL_BATCH)
 
 
+def network_probe(config: Config, name: str, device: torch.device, *, eval_images: int = EVAL_BATCH) -> Probe:
+    """The first instance of ``name`` as ``train_network`` trains it: one step on a batch of ``batch_size``
+    random images, and an evaluation batch of ``eval_images`` test images (at most the test set)."""
+    seed_everything(graph_seed(config, 0))
+    data = random_data(config, config.batch_size, min(eval_images, set_sizes(config)[1]), device)
+    model = build_network(config, name, 0, data.shape)
+    model, optimizer, memory_format = prepare_training(model, config, device)
+    autocast = config.mixed_precision and device.type == "cuda"
+    index = torch.arange(config.batch_size, device=device)
+
+    def step() -> torch.Tensor:
+        model.train()
+        return train_step(model, optimizer, data, index, config, memory_format=memory_format, lr=config.lr,
+                          autocast=autocast)
+
+    return Probe(step, lambda: evaluate_accuracy(model, data, autocast=autocast))
+
+
 def network_part(config: Config, name: str) -> CostPart:
     """One generator or baseline: ``instances`` × ``epochs`` × ⌊N / batch⌋ steps (``train_network`` drops the
     last partial batch), with its test and removal-study evaluations."""
     n_train, n_test = set_sizes(config)
     count = instances(config, name)
-
-    def build(device: torch.device) -> Probe:
-        seed_everything(graph_seed(config, 0))
-        data = random_data(config, config.batch_size, min(EVAL_BATCH, n_test), device)
-        model = build_network(config, name, 0, data.shape)
-        model, optimizer, memory_format = prepare_training(model, config, device)
-        autocast = config.mixed_precision and device.type == "cuda"
-        index = torch.arange(config.batch_size, device=device)
-
-        def step() -> torch.Tensor:
-            model.train()
-            return train_step(model, optimizer, data, index, config, memory_format=memory_format, lr=config.lr,
-                              autocast=autocast)
-
-        return Probe(step, lambda: evaluate_accuracy(model, data, autocast=autocast))
-
     steps = count * config.epochs * max(n_train // config.batch_size, 1)
     evaluations = count * test_evaluations(config, n_test) + removal_evaluations(config, name, n_test)
-    return CostPart(name, steps, build, evaluations)
+    return CostPart(name, steps, functools.partial(network_probe, config, name), evaluations)
 
 
 def cost_parts(config: Config) -> list[CostPart]:
