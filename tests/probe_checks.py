@@ -18,7 +18,7 @@ from rfy.cost import CostPart, Probe
 def trained_modules(probe: Probe) -> list[nn.Module]:
     """The modules a probe's step closes over: its model, or a stable-baselines3 agent's policy."""
     modules = []
-    for value in inspect.getclosurevars(probe.step).nonlocals.values():
+    for value in inspect.getclosurevars(inspect.unwrap(probe.step)).nonlocals.values():
         if isinstance(value, nn.Module):
             modules.append(value)
         elif isinstance(getattr(value, "policy", None), nn.Module):
