@@ -16,6 +16,7 @@ whose latent code is rare are sampled more often. The package has:
 from rfy.contract import Chapter
 from rfy.debiasing.claims import CLAIM_ALPHA, claims
 from rfy.debiasing.config import Config
+from rfy.debiasing.cost import cost_parts
 from rfy.debiasing.data import GROUP_NAMES, RARE_GROUPS, BiasedData, make_biased_digits
 from rfy.debiasing.experiments import (NO_RESAMPLING, STANDARD, alpha_sweep, evaluate, load_data, method_name,
                                        metric_prefix, positive_latent_means, resampling_summary, run_experiment,
@@ -57,11 +58,11 @@ PAPER_TABLE_PPB = (
 )
 
 CHAPTER = Chapter("debiasing", 3, "Debiasing with learned latent structure (DB-VAE)", "03_debiasing", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+                  PAPER_NUMBERS, cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "alpha_sweep",
+    "CHAPTER", "cost_parts", "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "alpha_sweep",
     "train_model", "evaluate", "load_data", "method_name", "metric_prefix", "positive_latent_means",
     "resampling_summary", "sweep_metrics", "STANDARD", "NO_RESAMPLING", "DBVAE", "make_dbvae",
     "debiasing_loss", "classifier_loss", "kl_to_standard_normal", "reconstruction_error", "sampling_weights",

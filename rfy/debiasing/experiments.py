@@ -86,8 +86,7 @@ def train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float 
     on a busy machine costs far more than it saves, and one pinned count gives a seed the same run
     everywhere.
     """
-    threads = torch_threads(DIGITS_THREADS) if config.dataset == "digits" else contextlib.nullcontext()
-    with threads:
+    with training_threads(config):
         return _train_model(data, config, debias=debias, alpha=alpha, seed=seed, desc=desc, history=history)
 
 
@@ -95,8 +94,7 @@ def _train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float
                  history: list[dict[str, float]] | None) -> DBVAE:
     seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = make_dbvae(tuple(data.X_train.shape[1:]), config.latent_dim, config.hidden).to(data.X_train.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model, optimizer = model_and_optimizer(tuple(data.X_train.shape[1:]), config, data.X_train.device)
     uniform = torch.full((int((data.y_train == 1).sum()),), 1 / int((data.y_train == 1).sum()))
     for epoch in progress(range(config.epochs), desc=desc, unit="epoch"):
         if debias:
@@ -107,18 +105,38 @@ def _train_model(data: BiasedData, config: Config, *, debias: bool, alpha: float
             history.append({"epoch": float(epoch), **resampling_summary(weights, data)})
         model.train()
         for batch in order.to(data.X_train.device).split(config.batch_size):
-            x, y = to_unit_interval(data.X_train[batch]), data.y_train[batch]
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):  # CPU: full precision
-                if debias:
-                    logit, x_hat, mean, logvar = model(x)
-                    loss = debiasing_loss(logit, y, x, x_hat, mean, logvar,
-                                          c1=config.c1, c2=config.c2, c3=config.c3)
-                else:
-                    loss = classifier_loss(model.encode(x)[0], y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(model, optimizer, data.X_train[batch], data.y_train[batch], config, debias=debias)
     return model
+
+
+def training_threads(config: Config) -> contextlib.AbstractContextManager:
+    """The CPU threads a model of ``config`` trains on: ``DIGITS_THREADS`` for the digits, torch's default otherwise."""
+    return torch_threads(DIGITS_THREADS) if config.dataset == "digits" else contextlib.nullcontext()
+
+
+def model_and_optimizer(image_shape: tuple[int, ...], config: Config,
+                        device: torch.device) -> tuple[DBVAE, torch.optim.Optimizer]:
+    """A fresh DB-VAE for images of ``image_shape`` on ``device`` (``make_dbvae``), and its Adam optimiser."""
+    model = make_dbvae(image_shape, config.latent_dim, config.hidden).to(device)
+    return model, torch.optim.Adam(model.parameters(), lr=config.lr)
+
+
+def train_step(model: DBVAE, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
+               config: Config, *, debias: bool) -> torch.Tensor:
+    """One Adam step on a batch: the DB-VAE objective ``debiasing_loss`` (classification of every image,
+    VAE terms on the positives) when ``debias``, else the classifier's cross-entropy alone; bfloat16
+    autocast on CUDA, full precision on the CPU. Returns the loss, detached."""
+    x = to_unit_interval(images)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+        if debias:
+            logit, x_hat, mean, logvar = model(x)
+            loss = debiasing_loss(logit, labels, x, x_hat, mean, logvar, c1=config.c1, c2=config.c2, c3=config.c3)
+        else:
+            loss = classifier_loss(model.encode(x)[0], labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -148,11 +166,17 @@ class SweepResult:
         return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def method_plans(config: Config) -> list[tuple[str, bool, float | None]]:
+    """``(name, debias, alpha)`` of every method the sweep trains: the standard classifier, a DB-VAE
+    without resampling, a DB-VAE per α."""
+    return [(STANDARD, False, None), (NO_RESAMPLING, True, None)] + \
+        [(method_name(alpha), True, alpha) for alpha in config.alphas]
+
+
 def alpha_sweep(config: Config, data: BiasedData | None = None) -> SweepResult:
     """The standard classifier, a DB-VAE without resampling, and a DB-VAE per α, for every seed."""
     data = data or load_data(config)
-    plans = [(STANDARD, False, None), (NO_RESAMPLING, True, None)] + \
-            [(method_name(alpha), True, alpha) for alpha in config.alphas]
+    plans = method_plans(config)
     scores: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in plans}
     histories: dict[str, list[list[dict[str, float]]]] = {name: [] for name, _, _ in plans}
     for seed in config.seeds:

@@ -19,6 +19,7 @@ from rfy.neural_ode.classifiers import (ConvDynamics, ResidualBlock, count_param
 from rfy.neural_ode.claims import claims, parameter_facts
 from rfy.neural_ode.cnf import CNF, MLPDynamics, exact_divergence, standard_normal_log_prob
 from rfy.neural_ode.config import Config
+from rfy.neural_ode.cost import cost_parts
 from rfy.neural_ode.experiments import (adjoint_checks, adjoint_metrics, classifier_metrics, cnf_metrics,
                                         compare_classifiers, latent_metrics, load_image_data,
                                         nfe_versus_tolerance, predict_spirals, run_experiment,
@@ -54,11 +55,11 @@ PAPER_NUMBERS = [
 ]
 
 CHAPTER = Chapter("neural-ode", 1, "Neural ordinary differential equations", "01_neural_odes", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+                  PAPER_NUMBERS, cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
+    "CHAPTER", "cost_parts", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
     "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
     "ResidualBlock", "make_odenet", "make_resnet", "ode_block_of", "count_parameters", "CNF", "MLPDynamics",
     "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",

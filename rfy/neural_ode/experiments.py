@@ -27,6 +27,7 @@ from rfy.progress import progress
 from rfy.runtime import seed_everything, select_device
 
 NUM_CLASSES = 10
+SEQUENCE_MODELS = ("latent ODE", "RNN", "RNN on a grid")
 
 
 @dataclass
@@ -106,13 +107,31 @@ def make_optimizer(model: nn.Module, config: Config) -> tuple[torch.optim.Optimi
     return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), 0.1)
 
 
+def classifier_on_device(model: nn.Module, config: Config, device: torch.device) -> tuple[
+        nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """``model`` moved to ``device``, with its optimiser and learning-rate schedule (``make_optimizer``)."""
+    model = model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed image size: let cuDNN pick its fastest kernels
+    return (model, *make_optimizer(model, config))
+
+
+def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor, *,
+                    augment: bool) -> torch.Tensor:
+    """One optimisation step on the cross-entropy $-\\frac{1}{B}\\sum_i \\log p_\\theta(y_i \\mid x_i)$ of a batch
+    (each image randomly shifted by up to 4 pixels when ``augment``); returns the batch's loss, detached."""
+    X = random_crop(X, 4, mode="zeros") if augment else X
+    loss = F.cross_entropy(model(X), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def train_classifier(name: str, model: nn.Module, data: ImageData, config: Config,
                      checkpoint: Path | None = None) -> ClassifierResult:
     """Minimise cross-entropy for ``config.epochs`` epochs; checkpoint and resume every epoch."""
-    model = model.to(data.X_train.device)
-    if data.X_train.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed image size: let cuDNN pick its fastest kernels
-    optimizer, scheduler = make_optimizer(model, config)
+    model, optimizer, scheduler = classifier_on_device(model, config, data.X_train.device)
     start_epoch, history, seconds = 0, [], 0.0
     saved = load_checkpoint(checkpoint) if checkpoint else None
     if saved:
@@ -130,12 +149,8 @@ def train_classifier(name: str, model: nn.Module, data: ImageData, config: Confi
         running = torch.zeros((), device=data.X_train.device)
         for i in range(0, n, config.batch_size):
             batch = order[i : i + config.batch_size]
-            X = random_crop(data.X_train[batch], 4, mode="zeros") if config.augment else data.X_train[batch]
-            loss = F.cross_entropy(model(X), data.y_train[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach() * len(batch)
+            loss = classifier_step(model, optimizer, data.X_train[batch], data.y_train[batch], augment=config.augment)
+            running += loss * len(batch)
         scheduler.step()
         history.append(float(running) / n)
         seconds += time.perf_counter() - began
@@ -147,12 +162,16 @@ def train_classifier(name: str, model: nn.Module, data: ImageData, config: Confi
                             seconds, history)
 
 
+def classifier_plans(config: Config) -> list[tuple[str, str, int | None]]:
+    """``(name, kind, blocks)`` of every classifier ``compare_classifiers`` trains, in order."""
+    return [("ODE-Net", "odenet", None), (f"ResNet-{config.resnet_blocks}", "resnet", config.resnet_blocks),
+            (f"ResNet-{config.small_resnet_blocks}", "resnet", config.small_resnet_blocks)]
+
+
 def compare_classifiers(config: Config, data: ImageData, state: RunState | None = None) -> list[ClassifierResult]:
     """ODE-Net, the paper's 6-block ResNet, and a ResNet with about the ODE-Net's parameter count."""
-    plans = [("ODE-Net", "odenet", None), (f"ResNet-{config.resnet_blocks}", "resnet", config.resnet_blocks),
-             (f"ResNet-{config.small_resnet_blocks}", "resnet", config.small_resnet_blocks)]
     results = []
-    for name, kind, blocks in plans:
+    for name, kind, blocks in classifier_plans(config):
         seed_everything(config.seed)
         model = build_classifier(kind, config, data.in_channels, blocks)
         checkpoint = state.workdir / f"{kind}{blocks or ''}.pt" if state else None
@@ -212,6 +231,20 @@ def evaluate_nll(flow: CNF, x: torch.Tensor) -> float:
     return float(-flow.log_prob(x).mean())
 
 
+def build_cnf(config: Config) -> CNF:
+    """The flow of ``config``: an MLP of width ``cnf_width`` as the dynamics of 2-D points."""
+    return CNF(MLPDynamics(2, config.cnf_width), solver=config.cnf_solver, tol=config.cnf_tol, steps=config.cnf_steps)
+
+
+def cnf_step(flow: CNF, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> torch.Tensor:
+    """One maximum-likelihood step on a batch: minimise $-\\frac{1}{B}\\sum_i \\log p(x_i)$; returns the loss, detached."""
+    loss = -flow.log_prob(x).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def train_cnf(config: Config, checkpoint: Path | None = None) -> CNFResult:
     """Maximum likelihood: minimise ``−mean log p(x)`` over batches of two-circles points.
 
@@ -219,8 +252,7 @@ def train_cnf(config: Config, checkpoint: Path | None = None) -> CNFResult:
     """
     seed_everything(config.seed)
     device = select_device(config.device)
-    flow = CNF(MLPDynamics(2, config.cnf_width), solver=config.cnf_solver, tol=config.cnf_tol,
-               steps=config.cnf_steps).to(device)
+    flow = build_cnf(config).to(device)
     optimizer = torch.optim.Adam(flow.parameters(), lr=config.cnf_lr)
     train = two_circles(config.cnf_iters * config.cnf_batch, seed=config.seed).to(device)
     test = two_circles(1000, seed=config.seed + 10_000).to(device)
@@ -232,11 +264,8 @@ def train_cnf(config: Config, checkpoint: Path | None = None) -> CNFResult:
         else ([], evaluate_nll(flow, test), 0.0)
     began = time.perf_counter()
     for step in progress(range(len(history), config.cnf_iters), desc="CNF", total=config.cnf_iters - len(history)):
-        loss = -flow.log_prob(train[step * config.cnf_batch : (step + 1) * config.cnf_batch]).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append(float(loss.detach()))
+        loss = cnf_step(flow, optimizer, train[step * config.cnf_batch : (step + 1) * config.cnf_batch])
+        history.append(float(loss))
         if checkpoint and (step + 1) % 100 == 0:
             save_checkpoint(checkpoint, {"model": flow.state_dict(), "optimizer": optimizer.state_dict(),
                                          "history": history, "initial": initial,
@@ -254,20 +283,39 @@ class LatentResult:
     loss_history: dict[str, list[float]]
 
 
+def spiral_splits(config: Config, device: torch.device) -> tuple[Spirals, Spirals]:
+    """``n_spirals`` training spirals and 100 held-out ones, on ``device``."""
+    spirals = make_spirals(config.n_spirals + 100, n_times=SPIRAL_TIMES, window=SPIRAL_WINDOW,
+                           n_observed=config.n_observed, seed=config.seed).to(device)
+    return spirals.subset(slice(0, config.n_spirals)), spirals.subset(slice(config.n_spirals, None))
+
+
+def build_sequence_models(config: Config, device: torch.device) -> dict[str, nn.Module]:
+    """The latent ODE and the two RNN baselines, by name (``SEQUENCE_MODELS``), in the order they train."""
+    models = (LatentODE(latent_dim=config.latent_dim, solver=config.latent_solver), RNNBaseline(),
+              RNNBaseline(on_grid=True))
+    return {name: model.to(device) for name, model in zip(SEQUENCE_MODELS, models)}
+
+
+def sequence_step(model: nn.Module, optimizer: torch.optim.Optimizer, values: torch.Tensor, times: torch.Tensor,
+                  observed: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """One full-batch step on a sequence model's own loss (the latent ODE's negative ELBO, or the RNN's
+    squared error) over every training spiral; returns the loss, detached."""
+    loss = model.loss(values, times, observed, grid)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def train_latent_models(config: Config, checkpoint: Path | None = None) -> LatentResult:
     """Fit a latent ODE and two RNN baselines to the same spirals; RMSE on held-out times of new spirals."""
     device = select_device(config.device)
-    spirals = make_spirals(config.n_spirals + 100, n_times=SPIRAL_TIMES, window=SPIRAL_WINDOW,
-                           n_observed=config.n_observed, seed=config.seed).to(device)
-    train, test = spirals.subset(slice(0, config.n_spirals)), spirals.subset(slice(config.n_spirals, None))
+    train, test = spiral_splits(config, device)
     values, times = train.observations()
     window_grid = train.times[: SPIRAL_WINDOW]
     seed_everything(config.seed)
-    models: dict[str, nn.Module] = {
-        "latent ODE": LatentODE(latent_dim=config.latent_dim, solver=config.latent_solver).to(device),
-        "RNN": RNNBaseline().to(device),
-        "RNN on a grid": RNNBaseline(on_grid=True).to(device),
-    }
+    models = build_sequence_models(config, device)
     saved = load_checkpoint(checkpoint) if checkpoint else None
     histories: dict[str, list[float]] = {}
     for name, model in models.items():
@@ -279,11 +327,8 @@ def train_latent_models(config: Config, checkpoint: Path | None = None) -> Laten
         optimizer = torch.optim.Adam(model.parameters(), lr=config.latent_lr)
         histories[name] = []
         for _ in progress(range(config.latent_iters), desc=name):
-            loss = model.loss(values, times, train.observed, window_grid)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            histories[name].append(float(loss.detach()))
+            loss = sequence_step(model, optimizer, values, times, train.observed, window_grid)
+            histories[name].append(float(loss))
         if checkpoint:
             saved = {**(saved or {}), name: {"model": model.state_dict(), "history": histories[name]}}
             save_checkpoint(checkpoint, saved)

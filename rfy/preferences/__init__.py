@@ -23,6 +23,7 @@ from rfy.preferences.bradley_terry import log_preference_probability, preference
 from rfy.preferences.claims import claims
 from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import QUERY_SELECTIONS, Config
+from rfy.preferences.cost import cost_parts
 from rfy.preferences.envs import ENVIRONMENTS, MUJOCO_HINT, make_env, make_vec, require_mujoco
 from rfy.preferences.experiments import (AgentJob, AgentRun, Evaluation, PreferenceRun, agent_jobs, agent_seeds,
                                          backflip_metrics, best_over_agents, evaluate, gain_ratio,
@@ -76,11 +77,11 @@ PAPER_NUMBERS = [
 ]
 
 CHAPTER = Chapter("preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences", Config, run_experiment, claims,
-                  PAPER_NUMBERS, extras="mujoco")
+                  PAPER_NUMBERS, extras="mujoco", cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
+    "CHAPTER", "cost_parts", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
     "summarise", "true_reward_metrics", "preference_metrics",
     "AffineRewardVecEnv", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
     "preference_probability", "log_preference_probability", "preference_loss", "synthetic_preferences",

@@ -19,17 +19,20 @@ MUJOCO_HINT = 'MuJoCo tasks need the mujoco package: pip install "gymnasium[mujo
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """An environment with a fixed ``horizon``; ``kwargs`` switch its termination off."""
+    """An environment with a fixed ``horizon``; ``kwargs`` switch its termination off. ``feature_dim`` is
+    the size of the reward model's input, observation plus action (known without building the
+    environment, so a reward model can be sized where MuJoCo is missing)."""
 
     horizon: int
+    feature_dim: int
     mujoco: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 ENVIRONMENTS = {
-    "Pendulum-v1": EnvSpec(200),
-    "HalfCheetah-v5": EnvSpec(1000, mujoco=True),
-    "Hopper-v5": EnvSpec(1000, mujoco=True, kwargs={"terminate_when_unhealthy": False}),
+    "Pendulum-v1": EnvSpec(200, feature_dim=3 + 1),
+    "HalfCheetah-v5": EnvSpec(1000, feature_dim=17 + 6, mujoco=True),
+    "Hopper-v5": EnvSpec(1000, feature_dim=11 + 3, mujoco=True, kwargs={"terminate_when_unhealthy": False}),
 }
 
 

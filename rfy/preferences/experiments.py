@@ -151,6 +151,14 @@ def agent_seeds(config: Config) -> list[int]:
     return [(config.seed * config.agents + i) % 2**31 for i in range(config.agents)]
 
 
+def true_reward_ppo(config: Config, seed: int, device: torch.device | str = "cpu") -> PPO:
+    """An untrained PPO agent on the environment's own reward, standardised with the mean and standard
+    deviation of one random-policy episode per environment."""
+    steps = evaluate(random_policy(config.env_id, seed), config.env_id, config.n_envs, seed).episodes.rewards
+    env = AffineRewardVecEnv(make_vec(config.env_id, config.n_envs, seed), steps.mean(), steps.std())
+    return make_ppo(env, config, seed, device)
+
+
 @torch_threads(1)
 def train_true_reward_agent(config: Config, *, seed: int | None = None, device: torch.device | str = "cpu") -> AgentRun:
     """The ceiling: PPO on the environment's own reward, for ``config.total_timesteps`` steps.
@@ -160,9 +168,7 @@ def train_true_reward_agent(config: Config, *, seed: int | None = None, device: 
     and the evaluation report the true, unscaled return.
     """
     seed = config.seed if seed is None else seed
-    steps = evaluate(random_policy(config.env_id, seed), config.env_id, config.n_envs, seed).episodes.rewards
-    env = AffineRewardVecEnv(make_vec(config.env_id, config.n_envs, seed), steps.mean(), steps.std())
-    model = make_ppo(env, config, seed, device)
+    model = true_reward_ppo(config, seed, device)
     curve = TrueReturnLog()
     model.learn(config.total_timesteps, callback=curve)
     evaluation = evaluate(ppo_policy(model), config.env_id, config.eval_episodes, evaluation_seed(config))
@@ -200,6 +206,36 @@ def fit_reward(run: PreferenceRun, optimizer: torch.optim.Optimizer, config: Con
     run.ensemble.normalise(states)
 
 
+def reward_ensemble(config: Config) -> tuple[RewardEnsemble, torch.optim.Optimizer]:
+    """An untrained reward ensemble for ``config.env_id``'s steps, and its Adam optimiser."""
+    ensemble = RewardEnsemble(ENVIRONMENTS[config.env_id].feature_dim, config.ensemble_size, config.hidden)
+    return ensemble, torch.optim.Adam(ensemble.parameters(), lr=config.reward_lr)
+
+
+def learned_reward_ppo(config: Config, seed: int, device: torch.device | str = "cpu") -> tuple[
+        PPO, LearnedRewardVecEnv, RewardEnsemble, torch.optim.Optimizer]:
+    """An untrained PPO agent whose environments hand it the (untrained) ensemble's reward and record every
+    step in an episode buffer; the ensemble and its optimiser."""
+    venv = make_vec(config.env_id, config.n_envs, seed)
+    torch.manual_seed(seed)
+    ensemble, optimizer = reward_ensemble(config)
+    buffer = EpisodeBuffer(config.n_envs, ENVIRONMENTS[config.env_id].feature_dim, ENVIRONMENTS[config.env_id].horizon,
+                           config.buffer_episodes)
+    env = LearnedRewardVecEnv(venv, ensemble.predict, buffer)
+    return make_ppo(env, config, seed, device), env, ensemble, optimizer
+
+
+def preference_rounds(config: Config, comparisons: int, timesteps: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """The labels asked at each round (``label_schedule``), and every round as ``(labels, reward-model steps,
+    first timestep, end timestep)``: the first fit takes ``initial_reward_steps``, later ones ``reward_steps``."""
+    boundaries = round_boundaries(timesteps, config.rounds, config.n_steps * config.n_envs)
+    schedule = label_schedule(comparisons, boundaries, initial_fraction=config.initial_label_fraction,
+                              timescale=config.label_timescale)
+    ends = list(boundaries[1:]) + [max(timesteps, boundaries[-1] + 1)]
+    steps = [config.initial_reward_steps] + [config.reward_steps] * (len(schedule) - 1)
+    return schedule, list(zip(schedule, steps, boundaries, ends))
+
+
 @torch_threads(1)
 def train_from_preferences(config: Config, comparisons: int, *, seed: int | None = None,
                            device: torch.device | str = "cpu", task: str = "true_return",
@@ -212,25 +248,13 @@ def train_from_preferences(config: Config, comparisons: int, *, seed: int | None
     timesteps = timesteps or config.total_timesteps
     seed = config.seed if seed is None else seed
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
-    venv = make_vec(config.env_id, config.n_envs, seed)
-    feature_dim = int(np.prod(venv.observation_space.shape) + np.prod(venv.action_space.shape))
-    torch.manual_seed(seed)
-    ensemble = RewardEnsemble(feature_dim, config.ensemble_size, config.hidden)
-    buffer = EpisodeBuffer(config.n_envs, feature_dim, ENVIRONMENTS[config.env_id].horizon, config.buffer_episodes)
-    env = LearnedRewardVecEnv(venv, ensemble.predict, buffer)
-    model = make_ppo(env, config, seed, device)
-    boundaries = round_boundaries(timesteps, config.rounds, config.n_steps * config.n_envs)
-    schedule = label_schedule(comparisons, boundaries, initial_fraction=config.initial_label_fraction,
-                              timescale=config.label_timescale)
-    run = PreferenceRun(model, None, ensemble=ensemble, buffer=buffer, labels_per_round=schedule)
-    optimizer = torch.optim.Adam(ensemble.parameters(), lr=config.reward_lr)
+    model, env, ensemble, optimizer = learned_reward_ppo(config, seed, device)
+    schedule, rounds = preference_rounds(config, comparisons, timesteps)
+    run = PreferenceRun(model, None, ensemble=ensemble, buffer=env.buffer, labels_per_round=schedule)
     collect_initial_episodes(model, env, min_episodes=2 * config.n_envs)
-    reference = buffer.sample_clips(4096, 1, rng)[0][:, 0] if config.normalise_on == "initial" else None
+    reference = env.buffer.sample_clips(4096, 1, rng)[0][:, 0] if config.normalise_on == "initial" else None
     run.reference_states = reference
-    ends = list(boundaries[1:]) + [max(timesteps, boundaries[-1] + 1)]
-    steps = [config.initial_reward_steps] + [config.reward_steps] * (len(schedule) - 1)
-    for n_labels, n_steps, start, end in progress(list(zip(schedule, steps, boundaries, ends)), desc=desc,
-                                                  unit="round"):
+    for n_labels, n_steps, start, end in progress(rounds, desc=desc, unit="round"):
         if n_labels:
             query_labels(run, config, int(n_labels), task, rng, generator)
             fit_reward(run, optimizer, config, n_steps, rng, generator, reference)

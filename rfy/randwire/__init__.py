@@ -24,6 +24,7 @@ from __future__ import annotations
 from rfy.contract import Chapter
 from rfy.randwire.claims import claims
 from rfy.randwire.config import DATASETS, Config
+from rfy.randwire.cost import cost_parts
 from rfy.randwire.experiments import (RESNET, Study, build_network, build_randwire, generator_slug, graph_seed,
                                       instances, network_key, network_list, removal_study, run_experiment,
                                       run_study, spearman, train_one)
@@ -56,11 +57,11 @@ PAPER_NUMBERS = [
 
 
 CHAPTER = Chapter("randwire", 5, "Randomly wired neural networks", "05_randwire", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+                  PAPER_NUMBERS, cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "DATASETS", "PAPER_NUMBERS", "claims", "run_experiment", "run_study", "Study", "train_one",
+    "CHAPTER", "cost_parts", "Config", "DATASETS", "PAPER_NUMBERS", "claims", "run_experiment", "run_study", "Study", "train_one",
     "removal_study", "build_network", "build_randwire", "network_list", "network_key", "generator_slug",
     "graph_seed", "instances", "spearman", "RESNET",
     "DAG", "GraphSpec", "erdos_renyi", "barabasi_albert", "watts_strogatz", "chain", "to_dag", "parse_generator",

@@ -63,18 +63,23 @@ class ImageData(DeviceData):
         return random_flip(images) if self.flip else images
 
 
+#: How each dataset is augmented and normalised (``ImageData``'s fields besides the tensors).
+DATASET_SETTINGS: dict[str, dict[str, Any]] = {
+    "digits": {"flip": False, "crop_padding": 1, "mean": (0.3,), "std": (0.4,)},
+    "cifar-10": {"flip": True, "crop_padding": 4, "mean": CIFAR_MEAN, "std": CIFAR_STD},
+}
+
+
 def _digits() -> ImageData:
     train_images, train_labels = load_digits("train")
     test_images, test_labels = load_digits("test")
-    return ImageData(train_images, train_labels, test_images, test_labels, flip=False, crop_padding=1,
-                     mean=(0.3,), std=(0.4,))
+    return ImageData(train_images, train_labels, test_images, test_labels, **DATASET_SETTINGS["digits"])
 
 
 def _cifar10() -> ImageData:
     train_images, train_labels = load_cifar10("train")
     test_images, test_labels = load_cifar10("test")
-    return ImageData(train_images, train_labels, test_images, test_labels, flip=True, crop_padding=4,
-                     mean=CIFAR_MEAN, std=CIFAR_STD)
+    return ImageData(train_images, train_labels, test_images, test_labels, **DATASET_SETTINGS["cifar-10"])
 
 
 DATASET_LOADERS: dict[str, Callable[[], ImageData]] = {"digits": _digits, "cifar-10": _cifar10}
@@ -126,6 +131,34 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+def prepare_training(model: nn.Module, config: Config,
+                     device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer, torch.memory_format]:
+    """``model`` on ``device`` (channels-last on CUDA), its SGD optimiser (Nesterov momentum, weight decay on
+    kernels only, see ``parameter_groups``), and the memory format its input batches take."""
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    optimizer = torch.optim.SGD(parameter_groups(model, config.weight_decay), lr=config.lr,
+                                momentum=config.momentum, nesterov=config.momentum > 0)
+    return model, optimizer, memory_format
+
+
+def train_step(forward: nn.Module, optimizer: torch.optim.Optimizer, data: ImageData, index: torch.Tensor,
+               config: Config, *, memory_format: torch.memory_format, lr: float, autocast: bool) -> torch.Tensor:
+    """One SGD step at learning rate ``lr`` on the training images ``index`` (augmented on the device):
+    minimise the label-smoothed cross-entropy, the forward pass in bfloat16 when ``autocast``.
+    Returns the loss, detached."""
+    images = data.augment(data.train_images[index]).contiguous(memory_format=memory_format)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=autocast):
+        logits = forward(images)
+    loss = F.cross_entropy(logits.float(), data.train_labels[index], label_smoothing=config.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def train_network(model: nn.Module, data: ImageData, config: Config, seed: int, *,
                   checkpoint_path: str | Path | None = None, group: ProcessGroup | None = None,
                   desc: str = "train") -> TrainResult:
@@ -141,12 +174,9 @@ def train_network(model: nn.Module, data: ImageData, config: Config, seed: int, 
     per_rank = config.batch_size // group.world_size
     steps_per_epoch = max(len(data.train_labels) // config.batch_size, 1)
     total_steps = steps_per_epoch * config.epochs
-    memory_format = torch.channels_last if on_cuda else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
+    model, optimizer, memory_format = prepare_training(model, config, device)
     forward = DistributedDataParallel(model, device_ids=[device] if on_cuda else None) \
         if group.world_size > 1 else model
-    optimizer = torch.optim.SGD(parameter_groups(model, config.weight_decay), lr=config.lr,
-                                momentum=config.momentum, nesterov=config.momentum > 0)
     data = data.to(device)
     autocast = config.mixed_precision and on_cuda
     result, first_epoch = TrainResult(model), 0
@@ -167,16 +197,9 @@ def train_network(model: nn.Module, data: ImageData, config: Config, seed: int, 
         for step in range(steps_per_epoch):
             start = step * config.batch_size + group.rank * per_rank
             index = order[start:start + per_rank]
-            images = data.augment(data.train_images[index]).contiguous(memory_format=memory_format)
-            for group_params in optimizer.param_groups:
-                group_params["lr"] = cosine_lr(epoch * steps_per_epoch + step, total_steps, config.lr)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = forward(images)
-            loss = F.cross_entropy(logits.float(), data.train_labels[index], label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach()
+            running += train_step(forward, optimizer, data, index, config, memory_format=memory_format,
+                                  lr=cosine_lr(epoch * steps_per_epoch + step, total_steps, config.lr),
+                                  autocast=autocast)
             bar.update()
         synchronize(device)
         result.train_seconds += time.perf_counter() - tick

@@ -1,0 +1,53 @@
+"""Chapter 5's full preset at its true size (CIFAR-10-shaped random images), and the step count of ``cost_parts``.
+
+A RandWire network of the full preset (N = 32 nodes, C = 78, three random stages at 32×32) takes
+about 13 s of one core for one training step of batch 128 and holds about 5 GiB; its evaluation
+batch of 1000 images would take about 35 s and 10 GiB more (every node's output is kept until its
+last successor has read it). So each random generator takes one real step at the real batch size,
+and runs the evaluation path (``evaluate_accuracy``) on 16 test images instead of 1000; the
+FLOP-matched ResNet takes a real step and a real evaluation batch.
+"""
+import dataclasses
+import functools
+
+import pytest
+
+from rfy.randwire import RESNET, Config, cost_parts, network_list, train_one
+from rfy.randwire.cost import network_probe
+from rfy.randwire.train import load_data
+from rfy.runtime import torch_threads
+from tests.full_size import take_real_steps
+from tests.probe_trained import checked, optimizer_steps
+
+SMALL_EVALUATION = 16
+
+
+def check_evaluation(name: str, accuracy: float) -> None:
+    assert 0.0 <= accuracy <= 100.0, name
+
+
+@pytest.mark.full_size
+def test_the_full_preset_takes_a_real_step_of_every_network_at_its_true_size():
+    """About 30 s on two idle cores; see the module's docstring for what is cut and why."""
+    config = Config.full()
+    parts = cost_parts(config)
+    assert [part.name for part in parts] == [*config.generators, RESNET]
+    assert parts[0].steps == 3 * 100 * (50_000 // 128)
+    cheap = [part if part.name == RESNET else dataclasses.replace(
+        part, build=functools.partial(network_probe, config, part.name, eval_images=SMALL_EVALUATION))
+        for part in parts]
+    take_real_steps([checked(part, check_evaluation) for part in cheap])
+
+
+@torch_threads(1)
+def test_cost_parts_counts_the_steps_the_reduced_run_takes():
+    """Every optimiser step of the reduced study (one epoch, to keep the test short), counted as it happens
+    and summed per generator over its graph instances."""
+    config = Config.reduced(epochs=1)
+    data = load_data(config)
+    steps: dict[str, int] = {}
+    for name, instance in network_list(config):
+        with optimizer_steps() as counts:
+            train_one(config, data, name, instance)
+        steps[name] = steps.get(name, 0) + sum(count for _, count in counts)
+    assert steps == {part.name: part.steps for part in cost_parts(config)}
