@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,14 @@ class TrainingStep:
             self._warmup_step()
         else:
             if self.graph is None:
-                self.graph = self._capture()
+                try:
+                    self.graph = self._capture()
+                except RuntimeError as error:  # a GPU or driver that cannot capture: ordinary steps, slower
+                    warnings.warn(f"the training step could not be captured as a CUDA graph ({error}); "
+                                  f"training goes on with ordinary steps", stacklevel=2)
+                    self.use_graph = False
+                    self._step(self.u_index)
+                    return
             self.graph.replay()
 
     def _warmup_step(self) -> None:
