@@ -247,3 +247,36 @@ def robustness_table(chapters: list[Chapter], root: Path | None = None) -> str:
     if provenance:
         table += "\nRecords (reduced mode, the chapter's preset):\n\n" + "\n".join(provenance) + "\n"
     return table
+
+
+# Every run of one mode ---------------------------------------------------------------------------
+
+def _ran_on(record: RunRecord) -> str:
+    """``NVIDIA H200`` or ``CPU, 2 cores``: where a record's run computed."""
+    hardware = record.hardware
+    return str(hardware["gpu"]) if hardware.get("gpu") else f"CPU, {hardware.get('cpu_count', '?')} cores"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def mode_runs_table(chapter: Chapter, mode: str, columns: list[tuple[str, str, int]],
+                    root: Path | None = None) -> str:
+    """Markdown: every ``mode`` record of ``chapter``, the preset's and the others', one row each: the run's
+    name and seed, how its config differs from the preset, where it ran, its wall time and its commit,
+    then one column per ``(heading, metric key, decimals)`` of ``columns``. Unlike the reproduction table,
+    which counts preset runs only, this shows shortened or changed runs too, saying what they changed."""
+    header = ["Run", "Differs from the preset", "Ran on", "Wall time", "Commit", *(c[0] for c in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in read_records(chapter.slug, root):
+        if record.mode != mode:
+            continue
+        differences = preset_differences(record, chapter.Config)
+        changed = ", ".join(f"{name} {ours!r} (preset {preset!r})" for name, (ours, preset) in differences.items()) or "—"
+        values = [_number(record.metrics[key], digits) if key in record.metrics else "—" for _, key, digits in columns]
+        lines.append(f"| {record.run} | {changed} | {_ran_on(record)} | {_duration(record.wall_time_s)} | "
+                     f"`{_short_commit(record.git_commit)}` | " + " | ".join(values) + " |")
+    if len(lines) == 2:
+        lines.append(f"| no {mode}-mode record yet | | | | | " + " | ".join("" for _ in columns) + " |")
+    return "\n".join(lines) + "\n"

@@ -102,3 +102,4 @@ def test_a_part_sets_its_own_warmup() -> None:
     part = CostPart("counted", 5, lambda device: Probe(step=lambda: calls.append(1), evaluate=lambda: None), warmup=4)
     measure_part(part, torch.device("cpu"), steps=3, warmup=1)
     assert len(calls) == 4 + 3
+
