@@ -17,7 +17,7 @@ Gaussian cluster in latent space. The package has:
 * ``cost_parts``: each model's real training step at the preset's size, for ``rfy estimate``.
 """
 from rfy.contract import Chapter
-from rfy.semi_unsupervised.claims import claims
+from rfy.semi_unsupervised.claims import PAPER_FASHION_MNIST, claims
 from rfy.semi_unsupervised.config import Config
 from rfy.semi_unsupervised.cost import cost_parts
 from rfy.semi_unsupervised.data import SemiUnsupervisedData, labelled_mask, make_semi_unsupervised, prototype_images
@@ -63,7 +63,7 @@ CHAPTER = Chapter("semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM ag
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "cost_parts", "TrainingStep",
+    "CHAPTER", "Config", "PAPER_NUMBERS", "PAPER_FASHION_MNIST", "run_experiment", "claims", "cost_parts", "TrainingStep",
     "experiment_metrics", "masked_gaps", "STAND_IN",
     "compare", "Comparison", "train_model", "evaluate", "load_data",
     "label_clusters", "predict_clusters", "latent_means", "NAMES", "M2", "GMDGM", "DeepGenerativeModel",
