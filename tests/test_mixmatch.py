@@ -1,5 +1,6 @@
 """Properties of the MixMatch chapter: the algorithm's pieces, the models, the training loop, DDP, the benchmark."""
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -260,7 +261,8 @@ def test_run_experiment_end_to_end_and_metric_names(tmp_path):
     metrics = run_experiment(config, RunState(tmp_path, resume=False))
     for method in (SUPERVISED, MIXMATCH):
         assert 0 <= metrics[f"digits_50_{method}_error"] <= 100
-        assert metrics[f"digits_50_{method}_error_std"] >= 0
+        per_seed = [metrics[f"digits_50_{method}_seed{seed}_error"] for seed in config.seeds]
+        assert metrics[f"digits_50_{method}_error_std"] == pytest.approx(statistics.stdev(per_seed))
         assert metrics[f"digits_50_{method}_seed1_steps_per_s"] > 0
     assert "digits_50_mixmatch_seed0_seconds_to_error_99" in metrics
 
