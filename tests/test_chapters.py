@@ -3,6 +3,7 @@
 One test per property, run for every chapter in ``rfy.chapters``; a new chapter is checked by
 these tests as soon as its registry line exists.
 """
+import importlib
 import re
 from pathlib import Path
 
@@ -22,21 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = all_chapters()
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
                 "twelve")
-
-#: Settings that make each chapter's reduced run take seconds (the chapters' own tests use the same sizes).
-TINY = {
-    "neural-ode": dict(epochs=1, channels=4, solver_steps=1, nfe_tolerances=(1e-1,), memory_steps=(1, 2),
-                       cnf_width=4, cnf_iters=2, cnf_batch=8, cnf_steps=1, n_spirals=4, latent_iters=2, n_observed=5),
-    "semi-unsupervised": dict(epochs=1, latent_dim=2, hidden=(16,), repeats=1, batch_size=50),
-    "debiasing": dict(epochs=1, latent_dim=2, hidden=16, repeats=1, alphas=(0.1,)),
-    "preferences": dict(total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=2, agents=1,
-                        comparisons=(8,), reward_steps=5, eval_episodes=2, heldout_pairs=20, buffer_episodes=8),
-    "randwire": dict(nodes=6, channels=8, width=16, epochs=1, batch_size=64, generators=("ER(0.5)",), graph_seeds=1),
-    "voters": dict(n_items=600, test_items=200, steps=60, heads=("distribution", "voter"), repeats=1, permutations=2,
-                   heldout_votes=15),
-    "mixmatch": dict(steps=10, eval_every=5, repeats=1),
-    "divide-conquer": dict(epochs=2, model="mlp", repeats=1),
-}
 
 
 def test_the_registry_lists_each_chapter_once_numbered_in_book_order():
@@ -73,9 +59,10 @@ def test_paper_numbers_pair_values_only_on_the_same_data(chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
 def test_run_returns_flat_metrics_whose_claims_all_evaluate(chapter, tmp_path, monkeypatch):
+    """A tiny reduced run, sized by ``CONTRACT_SETTINGS`` in the chapter's own test module."""
     monkeypatch.setattr("rfy.parallel.cpu_cores", lambda: 1)  # in this process: spawning workers costs more here
-    assert chapter.slug in TINY, f"add tiny settings for {chapter.slug!r} to TINY"
-    config = chapter.Config.reduced(device="cpu", **TINY[chapter.slug])
+    tests = importlib.import_module("test_" + CHAPTER_MODULES[chapter.number - 1].rsplit(".", 1)[-1])
+    config = chapter.Config.reduced(device="cpu", **tests.CONTRACT_SETTINGS)
     with torch_threads(1):
         metrics = chapter.run(config, RunState(tmp_path, resume=False, config=config))
     assert metrics and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -21,6 +21,9 @@ from rfy.mixmatch import (MIXMATCH, SUPERVISED, Config, InterleavedForward, Mixe
 from rfy.mixmatch import LAST_EVALUATIONS, PAPER_NUMBERS, TrainResult, comparison_metrics, run_metrics
 from rfy.mixmatch import data as mixmatch_data
 
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = dict(steps=10, eval_every=5, repeats=1)
+
 CPU = ProcessGroup(0, 1, torch.device("cpu"))
 
 

@@ -15,6 +15,11 @@ from rfy.neural_ode import (CNF, PAPER_NUMBERS, Config, ConvDynamics, LatentODE,
 from rfy.neural_ode.claims import GRADIENT_ERROR_THRESHOLD
 from rfy.neural_ode.experiments import nfe_versus_tolerance
 
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = dict(epochs=1, channels=4, solver_steps=1, nfe_tolerances=(1e-1,), memory_steps=(1, 2),
+                         cnf_width=4, cnf_iters=2, cnf_batch=8, cnf_steps=1, n_spirals=4, latent_iters=2,
+                         n_observed=5)
+
 
 class Linear(nn.Module):
     """``f(t, z) = A z``: dynamics whose flow and density are known in closed form."""

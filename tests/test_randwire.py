@@ -21,6 +21,9 @@ from rfy.randwire import (DAG, Config, ImageData, RandomStage, RandWireNet, aggr
 from rfy.randwire.network import _resnet_flops
 from rfy.runtime import torch_threads
 
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = dict(nodes=6, channels=8, width=16, epochs=1, batch_size=64, generators=("ER(0.5)",), graph_seeds=1)
+
 GENERATORS = ("ER(0.2)", "BA(3)", "WS(4, 0.75)", "WS(4, 0)", "chain")
 
 

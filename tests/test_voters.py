@@ -14,6 +14,10 @@ from rfy.voters import (CLASSIFICATION, DISTRIBUTION, HEADS, REGRESSION, VOTER, 
                         raw_vote_curve, run_experiment, simulate, train_head, vote_probabilities, votes_equivalent)
 from rfy.voters import scut
 
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = dict(n_items=600, test_items=200, steps=60, heads=("distribution", "voter"), repeats=1,
+                         permutations=2, heldout_votes=15)
+
 
 
 @pytest.fixture(autouse=True)
