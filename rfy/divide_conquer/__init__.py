@@ -59,8 +59,10 @@ PAPER_NUMBERS = [
 ]
 
 
-CHAPTER = Chapter("divide-conquer", 8, "Divide and conquer the embedding space", "08_divide_conquer", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+CHAPTER = Chapter(
+    "divide-conquer", 8, "Divide and conquer the embedding space", "08_divide_conquer",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="sanakoyeu2019divide",
+    summary="splitting the embedding among data clusters improves retrieval")
 
 
 __all__ = [

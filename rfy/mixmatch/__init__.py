@@ -45,8 +45,10 @@ PAPER_NUMBERS = [
                 "last 20 evaluations, mean over 3 seeds", data="8×8 digits", mode="reduced", decimals=1),
 ]
 
-CHAPTER = Chapter("mixmatch", 7, "MixMatch", "07_mixmatch", Config, run_experiment, claims,
-                  PAPER_NUMBERS, benchmark=benchmark)
+CHAPTER = Chapter(
+    "mixmatch", 7, "MixMatch", "07_mixmatch",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="berthelot2019mixmatch",
+    summary="guessing, sharpening and mixing labels makes few labels go far", benchmark=benchmark)
 
 
 __all__ = [

@@ -53,8 +53,10 @@ PAPER_NUMBERS = [
                 decimals=2),
 ]
 
-CHAPTER = Chapter("neural-ode", 1, "Neural ordinary differential equations", "01_neural_odes", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+CHAPTER = Chapter(
+    "neural-ode", 1, "Neural ordinary differential equations", "01_neural_odes",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="chen2018neural",
+    summary="an ODE solver can replace a stack of residual layers, at constant memory and a fraction of the parameters")
 
 
 __all__ = [

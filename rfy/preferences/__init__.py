@@ -75,8 +75,10 @@ PAPER_NUMBERS = [
                 data="Hopper-v5", decimals=2),
 ]
 
-CHAPTER = Chapter("preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences", Config, run_experiment, claims,
-                  PAPER_NUMBERS, extras="mujoco")
+CHAPTER = Chapter(
+    "preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="christiano2017deep",
+    summary="a reward learned from comparisons trains an agent almost as well as the true reward", extras="mujoco")
 
 
 __all__ = [

@@ -55,8 +55,10 @@ PAPER_NUMBERS = [
 ]
 
 
-CHAPTER = Chapter("randwire", 5, "Randomly wired neural networks", "05_randwire", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+CHAPTER = Chapter(
+    "randwire", 5, "Randomly wired neural networks", "05_randwire",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="xie2019exploring",
+    summary="random graph generators compete with hand-designed wiring")
 
 
 __all__ = [

@@ -47,8 +47,10 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
-CHAPTER = Chapter("semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM against M2)", "02_semi_unsupervised", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+CHAPTER = Chapter(
+    "semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM against M2)", "02_semi_unsupervised",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="willetts2019semi",
+    summary="a mixture prior finds classes that have no labels at all")
 
 
 __all__ = [

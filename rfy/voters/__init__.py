@@ -56,8 +56,10 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
-CHAPTER = Chapter("voters", 6, "Photofeeler-D3: modelling the voters", "06_voter_model", Config, run_experiment, claims,
-                  PAPER_NUMBERS)
+CHAPTER = Chapter(
+    "voters", 6, "Photofeeler-D3: modelling the voters", "06_voter_model",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="kalra2019photofeeler",
+    summary="modelling each voter beats regressing on noisy mean votes")
 
 
 __all__ = [
