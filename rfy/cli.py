@@ -336,10 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_parser.set_defaults(handler=data_command)
 
     results = commands.add_parser(
-        "results", help="print the reproduction or claims-over-seeds table (from results/), or the chapters' table",
+        "results",
+        help="print the reproduction or claims-over-seeds table (from results/), or the chapters' table",
         description="table: the paper's numbers beside our preset runs on the same data. robustness: each "
-                    "claim's seeds passed / seeds run, from the preset reduced-mode records, with their commits. chapters: the "
-                    "landing page's table of chapters, from the registry.")
+                    "claim's seeds passed / seeds run, from the preset reduced-mode records, with their commits. "
+                    "chapters: the landing page's table of chapters, from the registry.")
     results.add_argument("action", choices=("table", "robustness", "chapters"))
     results.add_argument("--output", help="write the Markdown table to this file")
     results.set_defaults(handler=results_command)

@@ -72,6 +72,38 @@ def test_run_returns_flat_metrics_whose_claims_all_evaluate(chapter, tmp_path, m
     assert len({claim.key for claim in found}) == len(found)
 
 
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c.study is not None], ids=lambda c: c.slug)
+def test_the_study_the_notebook_calls_gives_run_s_metrics_for_the_same_seed(chapter, tmp_path, monkeypatch):
+    monkeypatch.setattr("rfy.parallel.cpu_cores", lambda: 1)
+    tests = importlib.import_module("test_" + CHAPTER_MODULES[chapter.number - 1].rsplit(".", 1)[-1])
+    config = chapter.Config.reduced(device="cpu", **tests.CONTRACT_SETTINGS)
+    with torch_threads(1):
+        metrics = chapter.run(config, RunState(tmp_path / "run", resume=False))
+        study = chapter.study(config, RunState(tmp_path / "study", resume=False))
+    timings = re.compile(r"seconds|per_s")  # wall-clock measurements, the only values two runs may differ in
+    assert {k: v for k, v in study.metrics.items() if not timings.search(k)} == {
+        k: v for k, v in metrics.items() if not timings.search(k)}
+    assert study.metrics.keys() == metrics.keys()
+
+
+#: Functions that build a record's metrics from trained runs: a notebook gets its metrics from ``run``
+#: (or the chapter's ``study``) instead of calling these itself.
+METRIC_BUILDERS = ("comparison_metrics(", "sweep_metrics(", "experiment_metrics(", "summarise(", "_metrics(")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_the_notebook_takes_its_metrics_from_the_chapter_s_run(chapter):
+    path = ROOT / "notebooks" / f"{chapter.notebook}.ipynb"
+    code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    alias = re.search(rf"^import {re.escape(CHAPTER_MODULES[chapter.number - 1])} as (\w+)$", code, re.M).group(1)
+    entry = [f"{alias}.{function.__name__}(" for function in (chapter.run, chapter.study) if function is not None]
+    calls = sum(code.count(name) for name in entry)
+    if calls == 0:
+        pytest.skip(f"{path.name} still builds its metrics from its own training calls (issue 21, item 2)")
+    assert calls == 1, f"{path.name} calls {entry} {calls} times; call the experiment once"
+    assert not [name for name in METRIC_BUILDERS if name in code], f"{path.name} rebuilds metrics; use the run's"
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
 def test_the_notebook_exists_under_its_heading_and_names_its_chapter_once(chapter):
     path = ROOT / "notebooks" / f"{chapter.notebook}.ipynb"
@@ -108,7 +140,8 @@ def test_the_landing_page_shows_the_generated_table_of_chapters(capsys, monkeypa
 @pytest.mark.parametrize("page", ["README.md", "pyproject.toml", "rfy/__init__.py", "book/intro.md", "book/running.md",
                                   "CONTRIBUTING.md"])
 def test_a_chapter_count_in_words_is_the_registry_s(page):
-    counts = re.findall(r"\b(\w+) (?:chapters|chapter notebooks|2019 machine-learning papers)\b", (ROOT / page).read_text())
+    text = (ROOT / page).read_text()
+    counts = re.findall(r"\b(\w+) (?:chapters|chapter notebooks|2019 machine-learning papers)\b", text)
     spelled = {word.lower() for word in counts} & set(NUMBER_WORDS)
     assert spelled <= {NUMBER_WORDS[len(CHAPTERS)]}, f"{page} says {spelled}, the registry has {len(CHAPTERS)}"
 
@@ -133,7 +166,8 @@ def rfy_imports(path: Path, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}
     return {name for name in found if name.split(".")[0] == "rfy"}
@@ -152,7 +186,7 @@ def test_the_core_never_imports_a_chapter_and_the_import_graph_has_no_cycle():
     above_the_chapters = {"rfy.chapters", "rfy.cli", "rfy.__main__"}
     core = [m for m in graph if not m.startswith(chapter_packages) and m not in above_the_chapters]
     leaks = {m: sorted(i for i in graph[m] if i.startswith(chapter_packages) or i in above_the_chapters) for m in core}
-    assert not {m: i for m, i in leaks.items() if i}, "core modules must receive chapters, not import them or the registry"
+    assert not {m: i for m, i in leaks.items() if i}, "the core must receive chapters, not import them or the registry"
 
     def cycle_from(module, path):
         if module in path:

@@ -95,7 +95,8 @@ def test_run_state_skips_finished_stages_on_resume(tmp_path):
     assert state.stage("one", lambda ckpt: calls.append(ckpt) or {"m": 1.0}) == {"m": 1.0}
     resumed = RunState(tmp_path / "run", resume=True)
     assert resumed.stage("one", lambda ckpt: calls.append(ckpt) or {"m": 2.0}) == {"m": 1.0}
-    assert len(calls) == 1 and resumed.elapsed_s >= json.loads((tmp_path / "run" / "state.json").read_text())["elapsed_s"]
+    saved = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert len(calls) == 1 and resumed.elapsed_s >= saved["elapsed_s"]
     fresh = RunState(tmp_path / "run", resume=False)
     assert fresh.stage("one", lambda ckpt: {"m": 3.0}) == {"m": 3.0}
 
@@ -463,7 +464,8 @@ def test_resumable_loop_restores_parts_random_streams_and_values(tmp_path):
     assert again.resume() == {"step": 1, "history": [0.5]}
     assert torch.equal(fresh_model.weight, model.weight)
     assert fresh_optimizer.state_dict()["state"][0]["step"] == 1
-    assert torch.equal(torch.rand(2), expected[0]) and torch.equal(torch.rand(2, generator=fresh_generator), expected[1])
+    assert torch.equal(torch.rand(2), expected[0])
+    assert torch.equal(torch.rand(2, generator=fresh_generator), expected[1])
     unsaved = ResumableLoop(None, {"model": model})
     unsaved.save(step=2)
     assert unsaved.resume() is None

@@ -244,7 +244,8 @@ def test_reduced_run_experiment_end_to_end_and_claims(tmp_path):
     metrics = run_experiment(config, RunState(tmp_path, resume=False))
     assert 0 <= metrics["digits_er-0.5-g1_accuracy"] <= 100
     assert metrics["digits_generators_range_max"] == max(
-        metrics[f"digits_{slug}_accuracy_max"] - metrics[f"digits_{slug}_accuracy_min"] for slug in ("er-0.5", "ws-2-0.5"))
+        metrics[f"digits_{slug}_accuracy_max"] - metrics[f"digits_{slug}_accuracy_min"]
+        for slug in ("er-0.5", "ws-2-0.5"))
     assert "digits_chain_accuracy_mean" in metrics and "digits_node_removal_spearman_out_degree" in metrics
     found = claims(metrics)
     assert found and all(claim.key for claim in found)

@@ -60,7 +60,8 @@ CHAPTER = Chapter(
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
+    "CHAPTER",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
     "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
     "ResidualBlock", "make_odenet", "make_resnet", "ode_block_of", "count_parameters", "CNF", "MLPDynamics",
     "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",

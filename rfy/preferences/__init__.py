@@ -82,7 +82,8 @@ CHAPTER = Chapter(
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
+    "CHAPTER",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
     "summarise", "true_reward_metrics", "preference_metrics",
     "AffineRewardVecEnv", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
     "preference_probability", "log_preference_probability", "preference_loss", "synthetic_preferences",

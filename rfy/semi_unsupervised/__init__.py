@@ -54,7 +54,8 @@ CHAPTER = Chapter(
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "experiment_metrics", "masked_gaps", "STAND_IN",
+    "CHAPTER",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "experiment_metrics", "masked_gaps", "STAND_IN",
     "compare", "Comparison", "train_model", "evaluate", "load_data",
     "label_clusters", "predict_clusters", "latent_means", "NAMES", "M2", "GMDGM", "DeepGenerativeModel",
     "make_model", "unlabelled_bound", "labelled_bound", "class_prior", "semi_unsupervised_loss",

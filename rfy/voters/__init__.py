@@ -63,7 +63,8 @@ CHAPTER = Chapter(
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "HEADS", "REGRESSION", "CLASSIFICATION", "DISTRIBUTION",
+    "CHAPTER",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "HEADS", "REGRESSION", "CLASSIFICATION", "DISTRIBUTION",
     "VOTER", "SIMULATION", "SCUT", "TRAIT_NAMES", "BIASED", "CONTROL", "simulate", "VoteData", "Voters",
     "draw_voters", "identical_voters", "zipf_activity", "trait_covariance", "render_photos", "latent_mean",
     "cutpoints", "vote_probabilities", "expected_votes", "ground_truth", "cast_votes", "choose_voters",
