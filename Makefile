@@ -13,6 +13,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 TABLE := book/_generated/reproduction_table.md
 ROBUSTNESS := book/_generated/robustness_table.md
 COSTS := book/_generated/cost_table.md
+CHAPTERS := book/_generated/chapters_table.md
 
 MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 
@@ -34,6 +35,7 @@ table: $(STAMP)
 	$(BIN)/python -m rfy results table --output $(TABLE)
 	$(BIN)/python -m rfy results robustness --output $(ROBUSTNESS)
 	$(BIN)/python -m rfy results costs --output $(COSTS)
+	$(BIN)/python -m rfy results chapters --output $(CHAPTERS)
 
 # MathJax 3 is served from the book itself, so equations render offline: the npm registry's
 # package (npm checks its integrity; we check the tarball's sha256 too), its es5 bundle unpacked.

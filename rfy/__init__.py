@@ -1,4 +1,4 @@
-"""Read For You: runnable companion code for eight 2019 machine-learning papers.
+"""Read For You: runnable companion code for 2019 machine-learning papers, one chapter each.
 
 Shared machinery lives here once (configs, seeding, devices, data, run records, progress,
 plotting); each chapter is a sub-package such as ``rfy.neural_ode``.

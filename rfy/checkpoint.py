@@ -208,3 +208,50 @@ class RunState:
         payload = {"config": self.config, "stages": self.stages, "started": self.started,
                    "elapsed_s": self.elapsed_s}
         atomic_write_text(self._file, json.dumps(payload, indent=2))
+
+
+class ResumableLoop:
+    """The resume-and-checkpoint plumbing of a training loop, written once for every chapter.
+
+    ``parts`` are what the loop trains, saved and restored under their names: anything with
+    ``state_dict``/``load_state_dict`` (modules, optimizers, schedulers, a chapter's learner) or a
+    ``torch.Generator``. With ``rng`` the global random streams (``rng_state``) are saved too. The
+    loop's own progress (step, history, seconds) goes in as keyword values. Without a ``path`` the
+    loop runs unsaved: ``resume`` finds nothing and ``save`` does nothing.
+
+        loop = ResumableLoop(checkpoint, {"model": model, "optimizer": optimizer}, rng=True)
+        progress = loop.resume() or {"epoch": 0, "history": []}
+        for epoch in range(progress["epoch"], epochs):
+            ...
+            loop.save(epoch=epoch + 1, history=history)
+    """
+
+    def __init__(self, path: str | Path | None, parts: dict[str, Any], *, rng: bool = False) -> None:
+        reserved = {"rng"} & set(parts)
+        if reserved:
+            raise ValueError(f"part names {sorted(reserved)} are reserved for the random streams; rename them")
+        self.path, self.parts, self.rng = (Path(path) if path else None), parts, rng
+
+    def resume(self) -> dict[str, Any] | None:
+        """Load the checkpoint into the parts (and the random streams); return its loop values, or ``None``."""
+        saved = load_checkpoint(self.path) if self.path else None
+        if saved is None:
+            return None
+        for name, part in self.parts.items():
+            if isinstance(part, torch.Generator):
+                part.set_state(saved[name])
+            else:
+                part.load_state_dict(saved[name])
+        if self.rng:
+            set_rng_state(saved["rng"])
+        return {key: value for key, value in saved.items() if key not in self.parts and key != "rng"}
+
+    def save(self, **values: Any) -> None:
+        """Checkpoint the parts, the random streams (with ``rng``) and ``values`` atomically."""
+        if self.path is None:
+            return
+        state = {name: part.get_state() if isinstance(part, torch.Generator) else part.state_dict()
+                 for name, part in self.parts.items()}
+        if self.rng:
+            state["rng"] = rng_state()
+        save_checkpoint(self.path, {**state, **values})

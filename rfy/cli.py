@@ -8,6 +8,7 @@
     python -m rfy data download mnist
     python -m rfy results table
     python -m rfy results robustness --output book/_generated/robustness_table.md
+    python -m rfy results chapters --output book/_generated/chapters_table.md
     python -m rfy notebooks execute notebooks/01_neural_odes.ipynb
     python -m rfy notebooks student notebooks/*.ipynb --output _build/student
 
@@ -35,8 +36,8 @@ from rfy.errors import ChecksumError, ConfigError, CorruptFileError, DatasetNotA
 from rfy.files import NAME_RULE, check_name, ensure_writable_dir
 from rfy.results import read_record, record_path, record_run, results_dir
 from rfy.runtime import MAX_SEED, seed_everything, select_device
-from rfy.tables import (claim_summary, claims_sweep_table, markdown_table, preset_records, reproduction_rows,
-                        robustness_table)
+from rfy.tables import (chapters_table, claim_summary, claims_sweep_table, markdown_table, preset_records,
+                        reproduction_rows, robustness_table)
 
 #: Errors printed as one ``error:`` line with exit status 2 instead of a traceback.
 USER_ERRORS = (ConfigError, DatasetNotAvailableError, ChecksumError, CorruptFileError)
@@ -292,6 +293,8 @@ def data_command(args: argparse.Namespace) -> int:
 def results_command(args: argparse.Namespace) -> int:
     if args.action == "robustness":
         table = robustness_table(chapters.all_chapters())
+    elif args.action == "chapters":
+        table = chapters_table(chapters.all_chapters())
     elif args.action == "costs":
         from rfy.cost import cost_table
 
@@ -388,11 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     data_parser.set_defaults(handler=data_command)
 
     results = commands.add_parser(
-        "results", help="print the reproduction table, the claims-over-seeds table or the cost table, from results/",
+        "results",
+        help="print the reproduction, claims-over-seeds or cost table (from results/), or the chapters' table",
         description="table: the paper's numbers beside our preset runs on the same data. robustness: each "
                     "claim's seeds passed / seeds run, from the preset reduced-mode records, with their commits. "
-                    "costs: what each chapter's full preset costs, from the estimate records ('rfy estimate').")
-    results.add_argument("action", choices=("table", "robustness", "costs"))
+                    "costs: what each chapter's full preset costs, from the estimate records ('rfy estimate'). "
+                    "chapters: the landing page's table of chapters, from the registry.")
+    results.add_argument("action", choices=("table", "robustness", "costs", "chapters"))
     results.add_argument("--output", help="write the Markdown table to this file")
     results.set_defaults(handler=results_command)
 

@@ -37,7 +37,11 @@ class Chapter:
     ``run(config, state)`` is the chapter's experiment and returns its flat metrics (``str -> float``);
     ``claims(metrics)`` what the chapter asserts about them; ``paper_numbers`` the paper's reported
     values beside our metric keys. ``notebook`` is the notebook's file name without ``.ipynb`` and
-    starts with the two-digit ``number``. ``extras`` names the pip extras the notebook's full mode
+    starts with the two-digit ``number``. ``citation`` is the paper's key in ``references.bib`` and
+    ``summary`` the claim the chapter checks, in a line: the book's landing table is made of them.
+    ``study(config, state)``, where a chapter has one, is the same experiment returning everything the
+    page's figures need, with ``run``'s metrics as its ``metrics``: the notebook calls it, so the page
+    and the command line take their metrics from one path. ``extras`` names the pip extras the notebook's full mode
     needs (``"mujoco"``). The optional ``benchmark(device=…, steps=…, batch_size=…)`` measures
     training speed (``rfy bench``); ``cost_parts(config) -> list[rfy.cost.CostPart]`` lists what a
     preset trains, for ``rfy estimate``.
@@ -51,6 +55,9 @@ class Chapter:
     run: Callable[[RunConfig, RunState], Mapping[str, float]]
     claims: Callable[[dict[str, float]], list[Claim]]
     paper_numbers: Sequence[PaperNumber]
+    citation: str = ""
+    summary: str = ""
+    study: Callable[[RunConfig, RunState], Any] | None = None
     extras: str = ""
     benchmark: Callable[..., dict[str, Any]] | None = None
     cost_parts: Callable[[Any], list[Any]] | None = None

@@ -249,6 +249,14 @@ def robustness_table(chapters: list[Chapter], root: Path | None = None) -> str:
     return table
 
 
+def chapters_table(chapters: list[Chapter]) -> str:
+    """The landing page's table: each chapter's number, page (with the paper's citation) and the claim it checks."""
+    lines = ["| # | Chapter | The claim we check |", "|---|---|---|"]
+    lines += [f"| {c.number} | {{doc}}`../notebooks/{c.notebook}` {{cite:p}}`{c.citation}` | {c.summary} |"
+              for c in chapters]
+    return "\n".join(lines) + "\n"
+
+
 # Every run of one mode ---------------------------------------------------------------------------
 
 def _ran_on(record: RunRecord) -> str:

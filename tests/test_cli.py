@@ -83,7 +83,8 @@ def test_bench_prints_the_speed_of_the_full_setting(capsys, monkeypatch):
     import rfy.mixmatch as mixmatch
 
     real = mixmatch.benchmark  # the WRN-28-2 itself is timed in test_mixmatch; here a small model keeps it fast
-    small = dataclasses.replace(mixmatch.CHAPTER, benchmark=lambda **kwargs: real(**kwargs, warmup=1, model="small-cnn"))
+    small_benchmark = lambda **kwargs: real(**kwargs, warmup=1, model="small-cnn")
+    small = dataclasses.replace(mixmatch.CHAPTER, benchmark=small_benchmark)
     monkeypatch.setattr(mixmatch, "CHAPTER", small)
     assert main(["bench", "mixmatch", "--device", "cpu", "--steps", "1", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out

@@ -95,7 +95,8 @@ def test_run_state_skips_finished_stages_on_resume(tmp_path):
     assert state.stage("one", lambda ckpt: calls.append(ckpt) or {"m": 1.0}) == {"m": 1.0}
     resumed = RunState(tmp_path / "run", resume=True)
     assert resumed.stage("one", lambda ckpt: calls.append(ckpt) or {"m": 2.0}) == {"m": 1.0}
-    assert len(calls) == 1 and resumed.elapsed_s >= 0
+    saved = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert len(calls) == 1 and resumed.elapsed_s >= saved["elapsed_s"]
     fresh = RunState(tmp_path / "run", resume=False)
     assert fresh.stage("one", lambda ckpt: {"m": 3.0}) == {"m": 3.0}
 
@@ -439,6 +440,37 @@ def test_device_data_moves_every_tensor_field_and_shares_the_rest():
     assert moved.names is pair.names and pair.images.device.type == "cpu" and moved.images.shape == (2, 3)
 
 
+def test_resumable_loop_restores_parts_random_streams_and_values(tmp_path):
+    from rfy.checkpoint import ResumableLoop
+
+    def parts():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(2, 1)
+        return model, torch.optim.Adam(model.parameters()), torch.Generator().manual_seed(5)
+
+    model, optimizer, generator = parts()
+    loop = ResumableLoop(tmp_path / "loop.pt", {"model": model, "optimizer": optimizer, "generator": generator},
+                         rng=True)
+    assert loop.resume() is None
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    torch.randn(3, generator=generator)
+    loop.save(step=1, history=[0.5])
+    expected = (torch.rand(2), torch.rand(2, generator=generator))
+
+    fresh_model, fresh_optimizer, fresh_generator = parts()
+    again = ResumableLoop(tmp_path / "loop.pt", {"model": fresh_model, "optimizer": fresh_optimizer,
+                                                  "generator": fresh_generator}, rng=True)
+    assert again.resume() == {"step": 1, "history": [0.5]}
+    assert torch.equal(fresh_model.weight, model.weight)
+    assert fresh_optimizer.state_dict()["state"][0]["step"] == 1
+    assert torch.equal(torch.rand(2), expected[0])
+    assert torch.equal(torch.rand(2, generator=fresh_generator), expected[1])
+    unsaved = ResumableLoop(None, {"model": model})
+    unsaved.save(step=2)
+    assert unsaved.resume() is None
+    with pytest.raises(ValueError, match="reserved"):
+        ResumableLoop(None, {"rng": model})
 
 def test_git_commit_of_a_copied_tree_is_the_named_one_marked_as_a_copy(tmp_path, monkeypatch):
     from rfy.results import git_commit

@@ -7,6 +7,9 @@ from rfy.debiasing import (Config, claims, debiasing_loss, effective_sample_size
 from rfy.debiasing.experiments import evaluate, train_model
 from rfy.errors import ConfigError
 
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = dict(epochs=1, latent_dim=2, hidden=16, repeats=1, alphas=(0.1,))
+
 
 def latent_means_with_rare_cluster(n_common=190, n_rare=10, seed=0):
     gen = torch.Generator().manual_seed(seed)

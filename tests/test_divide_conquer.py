@@ -17,6 +17,9 @@ from rfy.divide_conquer import (ClusterBatches, Config, batch_margin_loss, claim
 from rfy.divide_conquer import data as dc_data
 from rfy.divide_conquer import models as dc_models
 
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = dict(epochs=2, model="mlp", repeats=1)
+
 
 def test_slices_are_normalised_independently_and_concatenate_to_the_embedding():
     embedding = torch.randn(5, 12)

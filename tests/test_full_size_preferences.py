@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from rfy.preferences import ENVIRONMENTS, Config, cost_parts, make_env, train_from_preferences
 from rfy.preferences.experiments import train_true_reward_agent

@@ -18,6 +18,10 @@ from rfy.preferences import (MUJOCO_HINT, PAPER_NUMBERS, AffineRewardVecEnv, Con
                              preference_probability, run_experiment, select_by_disagreement, summarise,
                              synthetic_preferences, train_agents, train_from_preferences, train_reward_model)
 
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = dict(total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=2, agents=1,
+                         comparisons=(8,), reward_steps=5, eval_episodes=2, heldout_pairs=20, buffer_episodes=8)
+
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
@@ -27,9 +31,7 @@ def one_torch_thread():
 
 
 def tiny_config(**overrides):
-    settings = dict(total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=2, agents=1,
-                    comparisons=(8,), reward_steps=5, eval_episodes=2, heldout_pairs=20, buffer_episodes=8)
-    return Config(**{**settings, **overrides})
+    return Config(**{**CONTRACT_SETTINGS, **overrides})
 
 
 def test_bradley_terry_is_one_half_for_equal_returns_and_increases_with_the_difference():

@@ -16,6 +16,8 @@ from rfy.semi_unsupervised.model import make_model
 from rfy.semi_unsupervised.objectives import class_prior, unlabelled_bound
 
 TINY = dict(epochs=1, latent_dim=2, hidden=(16,), repeats=1, batch_size=50)
+#: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
+CONTRACT_SETTINGS = TINY
 
 
 def tiny_model(kind, x_dim=6, k=3, seed=0):

@@ -10,7 +10,7 @@ whose latent code is rare are sampled more often. The package has:
 * ``sampling_weights``, ``effective_sample_size`` and ``resampled_order``: adaptive resampling
   from latent histograms, and how many examples it effectively draws from;
 * ``make_biased_digits``: a no-download dataset with a known rare subgroup and a balanced test set;
-* ``alpha_sweep`` and ``run_experiment``: the baseline against DB-VAE for several α;
+* ``alpha_sweep``, ``run_sweep`` and ``run_experiment``: the baseline against DB-VAE for several α;
 * ``claims``: what the chapter asserts about the sweep's metrics.
 """
 from rfy.contract import Chapter
@@ -20,7 +20,7 @@ from rfy.debiasing.cost import cost_parts
 from rfy.debiasing.data import GROUP_NAMES, RARE_GROUPS, BiasedData, make_biased_digits
 from rfy.debiasing.experiments import (NO_RESAMPLING, STANDARD, alpha_sweep, evaluate, load_data, method_name,
                                        metric_prefix, positive_latent_means, resampling_summary, run_experiment,
-                                       sweep_metrics, train_model)
+                                       run_sweep, sweep_metrics, train_model)
 from rfy.debiasing.losses import classifier_loss, debiasing_loss, kl_to_standard_normal, reconstruction_error
 from rfy.debiasing.model import DBVAE, make_dbvae
 from rfy.debiasing.resampling import effective_sample_size, histogram_mass, resampled_order, sampling_weights
@@ -57,12 +57,15 @@ PAPER_TABLE_PPB = (
     ("α = 0.01", 97.13, 9.49), ("α = 0.001", 97.36, 9.43),
 )
 
-CHAPTER = Chapter("debiasing", 3, "Debiasing with learned latent structure (DB-VAE)", "03_debiasing", Config, run_experiment, claims,
-                  PAPER_NUMBERS, cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "debiasing", 3, "Debiasing with learned latent structure (DB-VAE)", "03_debiasing",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="amini2019uncovering",
+    summary="resampling by latent density lifts accuracy on rare groups", study=run_sweep, cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "cost_parts", "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "alpha_sweep",
+    "CHAPTER", "cost_parts",
+    "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "run_sweep", "alpha_sweep",
     "train_model", "evaluate", "load_data", "method_name", "metric_prefix", "positive_latent_means",
     "resampling_summary", "sweep_metrics", "STANDARD", "NO_RESAMPLING", "DBVAE", "make_dbvae",
     "debiasing_loss", "classifier_loss", "kl_to_standard_normal", "reconstruction_error", "sampling_weights",

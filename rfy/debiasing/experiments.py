@@ -217,11 +217,29 @@ def sweep_metrics(result: SweepResult, rare_groups: tuple[int, ...], group_names
     return metrics
 
 
-def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """The α sweep as one stage; returns the metrics a run record stores."""
+@dataclass
+class SweepRun:
+    """One run of the chapter: its data, the sweep trained in this session (``None`` when the stage had
+    finished in an earlier session) and the metrics the run record stores."""
+
+    data: BiasedData
+    sweep: SweepResult | None
+    metrics: dict[str, float]
+
+
+def run_sweep(config: Config, state: RunState, data: BiasedData | None = None) -> SweepRun:
+    """The α sweep as one resumable stage: the experiment the command line and the notebook run."""
+    data = data or load_data(config)
+    trained: list[SweepResult] = []
 
     def sweep(_: Path) -> dict[str, float]:
-        data = load_data(config)
-        return sweep_metrics(alpha_sweep(config, data), data.rare_groups, data.group_names)
+        trained.append(alpha_sweep(config, data))
+        return sweep_metrics(trained[0], data.rare_groups, data.group_names)
 
-    return state.stage("sweep", sweep)
+    metrics = state.stage("sweep", sweep)
+    return SweepRun(data, trained[0] if trained else None, metrics)
+
+
+def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+    """The metrics of ``run_sweep``, which a run record stores."""
+    return run_sweep(config, state).metrics

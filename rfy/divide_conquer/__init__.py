@@ -61,12 +61,15 @@ PAPER_NUMBERS = [
 ]
 
 
-CHAPTER = Chapter("divide-conquer", 8, "Divide and conquer the embedding space", "08_divide_conquer", Config, run_experiment, claims,
-                  PAPER_NUMBERS, cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "divide-conquer", 8, "Divide and conquer the embedding space", "08_divide_conquer",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="sanakoyeu2019divide",
+    summary="splitting the embedding among data clusters improves retrieval", study=compare, cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "DATASETS", "MODELS", "SAMPLERS", "DOMAINS",
+    "CHAPTER",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "DATASETS", "MODELS", "SAMPLERS", "DOMAINS",
     "split_embedding", "full_embedding", "pairwise_distances", "margin_loss", "distance_weights", "sample_negatives",
     "batch_margin_loss", "cluster_features", "match_clusters", "ClusterBatches", "recall_at_k", "nmi",
     "clustering_nmi", "nearest_neighbours", "RetrievalData", "domain_digits", "domain_transform", "read_cub",

@@ -1,7 +1,7 @@
 """What chapter 8 asserts about its metrics, each with its threshold and why."""
 from __future__ import annotations
 
-from rfy.claims import Claim, at_least, at_most
+from rfy.claims import Claim, at_least
 
 
 #: Thresholds of the claims, set from the 10-seed sweep of the reduced preset (see ``claims``).

@@ -67,19 +67,28 @@ def run_metrics(result: TrainResult, data: RetrievalData) -> dict[str, float]:
 
 @dataclass
 class Comparison:
-    """Per-run metrics and trained results of every (K, seed) pair of one experiment."""
+    """One experiment: per-run metrics of every (K, seed) pair, the runs trained in this session, the data.
+
+    ``metrics`` is what the run record holds (``comparison_metrics``); ``results`` keeps each trained
+    run for the figures (a stage finished in an earlier session has its metrics only).
+    """
 
     config: Config
-    metrics: dict[tuple[int, int], dict[str, float]]
+    runs: dict[tuple[int, int], dict[str, float]]
     results: dict[tuple[int, int], TrainResult]
     data: dict[int, RetrievalData]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The flat metrics of the run record."""
+        return comparison_metrics(self.config, self.runs)
 
     @property
     def arms(self) -> tuple[int, int]:
         return self.config.learners, self.config.baseline_learners
 
     def values(self, learners: int, name: str) -> list[float]:
-        return [self.metrics[learners, seed][name] for seed in self.config.seeds]
+        return [self.runs[learners, seed][name] for seed in self.config.seeds]
 
 
 def arms(config: Config) -> tuple[int, ...]:
@@ -94,12 +103,20 @@ def train_run(config: Config, learners: int, seed: int, checkpoint: Path | None 
                  checkpoint_path=checkpoint)
 
 
-def compare(config: Config) -> Comparison:
-    """Train K = ``learners`` and K = ``baseline_learners`` on every seed (in memory, for the notebook)."""
+def compare(config: Config, state: RunState) -> Comparison:
+    """K = ``learners`` against K = ``baseline_learners`` on every seed, each (K, seed) run its own resumable
+    stage: the experiment the command line and the notebook run."""
     data = {seed: load_data(config.dataset, seed) for seed in config.seeds}
-    results = {(k, seed): train_run(config, k, seed, data=data[seed]) for seed in config.seeds for k in arms(config)}
-    metrics = {key: run_metrics(result, data[key[1]]) for key, result in results.items()}
-    return Comparison(config, metrics, results, data)
+    results: dict[tuple[int, int], TrainResult] = {}
+
+    def stage(learners: int, seed: int):
+        def fit(checkpoint: Path) -> dict[str, float]:
+            results[learners, seed] = train_run(config, learners, seed, checkpoint, data[seed])
+            return run_metrics(results[learners, seed], data[seed])
+        return fit
+
+    runs = {(k, seed): state.stage(f"k{k}-seed{seed}", stage(k, seed)) for seed in config.seeds for k in arms(config)}
+    return Comparison(config, runs, results, data)
 
 
 def comparison_metrics(config: Config, metrics: dict[tuple[int, int], dict[str, float]]) -> dict[str, float]:
@@ -121,13 +138,5 @@ def comparison_metrics(config: Config, metrics: dict[tuple[int, int], dict[str, 
 
 
 def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """Every (K, seed) run as its own resumable stage; the record gets means, stds, gains and per-run metrics."""
-    def stage(learners: int, seed: int):
-        def run(checkpoint: Path) -> dict[str, float]:
-            data = load_data(config.dataset, seed)
-            return run_metrics(train_run(config, learners, seed, checkpoint, data), data)
-        return run
-
-    metrics = {(k, seed): state.stage(f"k{k}-seed{seed}", stage(k, seed))
-               for seed in config.seeds for k in arms(config)}
-    return comparison_metrics(config, metrics)
+    """The record's metrics of ``compare``: means, stds, gains and per-run metrics."""
+    return compare(config, state).metrics

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rfy.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rfy.checkpoint import ResumableLoop, rng_state, set_rng_state
 from rfy.data import to_unit_interval
 from rfy.divide_conquer.clustering import ClusterBatches, cluster_features, match_clusters
 from rfy.divide_conquer.config import Config
@@ -208,9 +208,9 @@ def _train(data: RetrievalData, config: Config, learners: int, seed: int,
            checkpoint_path: str | Path | None) -> TrainResult:
     learner = Learner(data, config, learners, seed)
     result, start = TrainResult(learner.model, learners), 0
-    saved = load_checkpoint(checkpoint_path) if checkpoint_path else None
+    loop = ResumableLoop(checkpoint_path, {"learner": learner})
+    saved = loop.resume()
     if saved is not None:
-        learner.load_state_dict(saved["learner"])
         result.history, result.train_seconds, start = saved["history"], saved["train_seconds"], saved["epoch"]
     bar = progress(total=config.epochs, desc=f"K = {learners}", unit="epoch", initial=start)
     tick = time.perf_counter()
@@ -224,9 +224,7 @@ def _train(data: RetrievalData, config: Config, learners: int, seed: int,
             entry = {"epoch": done, "seconds": round(result.train_seconds, 2), "loss": loss.item(),
                      **learner.evaluate(with_nmi=done == config.epochs)}
             result.history.append(entry)
-            if checkpoint_path:
-                save_checkpoint(checkpoint_path, {"learner": learner.state_dict(), "history": result.history,
-                                                  "train_seconds": result.train_seconds, "epoch": done})
+            loop.save(history=result.history, train_seconds=result.train_seconds, epoch=done)
             tick = time.perf_counter()
     bar.close()
     result.assignments = learner.history_assignments

@@ -49,12 +49,16 @@ PAPER_NUMBERS = [
                 "last 20 evaluations, mean over 3 seeds", data="8×8 digits", mode="reduced", decimals=1),
 ]
 
-CHAPTER = Chapter("mixmatch", 7, "MixMatch", "07_mixmatch", Config, run_experiment, claims,
-                  PAPER_NUMBERS, benchmark=benchmark, cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "mixmatch", 7, "MixMatch", "07_mixmatch",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="berthelot2019mixmatch",
+    summary="guessing, sharpening and mixing labels makes few labels go far", study=compare_methods,
+    benchmark=benchmark, cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "median_of_last", "LAST_EVALUATIONS", "PAPER_STATISTIC",
+    "CHAPTER",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "median_of_last", "LAST_EVALUATIONS", "PAPER_STATISTIC",
     "interleave_offsets", "METHODS", "SUPERVISED", "MIXMATCH", "NO_SHARPENING", "NO_MIXUP",
     "sharpen", "guess_labels", "mixup", "mixmatch_batch", "mixmatch_loss", "linear_rampup", "interleave_order",
     "MixedBatch", "small_cnn", "wide_resnet", "make_classifier", "SemiSupervisedData", "labelled_indices",

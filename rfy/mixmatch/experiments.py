@@ -42,15 +42,24 @@ def metric_prefix(config: Config) -> str:
 
 @dataclass
 class Comparison:
-    """Per-run metrics and trained results of every (method, seed) pair of one experiment."""
+    """One experiment: per-run metrics of every (method, seed) pair, and the runs trained in this session.
+
+    ``metrics`` is what the run record holds (``comparison_metrics``); ``results`` keeps each trained
+    run's history for the figures (a stage finished in an earlier session has its metrics only).
+    """
 
     config: Config
-    metrics: dict[tuple[str, int], dict[str, float]]
+    runs: dict[tuple[str, int], dict[str, float]]
     results: dict[tuple[str, int], TrainResult]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The flat metrics of the run record."""
+        return comparison_metrics(self.config, self.runs)
 
     def errors(self, method: str, statistic: str = PAPER_STATISTIC) -> list[float]:
         """Test errors (%) of ``method``, one per seed: the median of the last 20 evaluations, or the final one."""
-        return [self.metrics[method, seed][statistic] for seed in self.config.seeds]
+        return [self.runs[method, seed][statistic] for seed in self.config.seeds]
 
     def mean(self, method: str, statistic: str = PAPER_STATISTIC) -> float:
         return statistics.fmean(self.errors(method, statistic))
@@ -71,11 +80,19 @@ def train_run(config: Config, method: str, seed: int, checkpoint: Path | None = 
         return train(load_split(config, seed), config, method, seed, checkpoint_path=checkpoint)
 
 
-def compare_methods(config: Config) -> Comparison:
-    """Train every method of ``config`` on every seed (in memory, for the notebook)."""
-    results = {(method, seed): train_run(config, method, seed) for seed in config.seeds for method in config.methods}
-    metrics = {key: run_metrics(result, config.target_errors) for key, result in results.items()}
-    return Comparison(config, metrics, results)
+def compare_methods(config: Config, state: RunState) -> Comparison:
+    """Every (method, seed) run as its own resumable stage: the experiment the command line and the notebook run."""
+    results: dict[tuple[str, int], TrainResult] = {}
+
+    def stage(method: str, seed: int):
+        def fit(checkpoint: Path) -> dict[str, float]:
+            results[method, seed] = train_run(config, method, seed, checkpoint)
+            return run_metrics(results[method, seed], config.target_errors)
+        return fit
+
+    runs = {(method, seed): state.stage(f"{method}-seed{seed}", stage(method, seed))
+            for seed in config.seeds for method in config.methods}
+    return Comparison(config, runs, results)
 
 
 def comparison_metrics(config: Config, metrics: dict[tuple[str, int], dict[str, float]]) -> dict[str, float]:
@@ -94,10 +111,5 @@ def comparison_metrics(config: Config, metrics: dict[tuple[str, int], dict[str, 
 
 
 def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """Every (method, seed) run as its own resumable stage; the record gets means, stds and per-run metrics."""
-    def stage(method: str, seed: int):
-        return lambda checkpoint: run_metrics(train_run(config, method, seed, checkpoint), config.target_errors)
-
-    metrics = {(method, seed): state.stage(f"{method}-seed{seed}", stage(method, seed))
-               for seed in config.seeds for method in config.methods}
-    return comparison_metrics(config, metrics)
+    """The record's metrics of ``compare_methods``: means, stds and per-run metrics."""
+    return compare_methods(config, state).metrics

@@ -54,12 +54,15 @@ PAPER_NUMBERS = [
                 decimals=2),
 ]
 
-CHAPTER = Chapter("neural-ode", 1, "Neural ordinary differential equations", "01_neural_odes", Config, run_experiment, claims,
-                  PAPER_NUMBERS, cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "neural-ode", 1, "Neural ordinary differential equations", "01_neural_odes",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="chen2018neural",
+    summary="an ODE solver can replace a stack of residual layers, at constant memory and a fraction of the parameters", cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "cost_parts", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
+    "CHAPTER", "cost_parts",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
     "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
     "ResidualBlock", "make_odenet", "make_resnet", "ode_block_of", "count_parameters", "CNF", "MLPDynamics",
     "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",

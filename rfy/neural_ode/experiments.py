@@ -15,7 +15,7 @@ from sklearn.datasets import make_circles
 from torch import nn
 
 from rfy.augment import random_crop
-from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rfy.checkpoint import ResumableLoop, RunState, load_checkpoint, save_checkpoint
 from rfy.data import load_digits, load_mnist, to_unit_interval
 from rfy.neural_ode.adjoint import gradient_differences, memory_versus_steps
 from rfy.neural_ode.classifiers import ConvDynamics, count_parameters, make_odenet, make_resnet, ode_block_of
@@ -132,14 +132,9 @@ def train_classifier(name: str, model: nn.Module, data: ImageData, config: Confi
                      checkpoint: Path | None = None) -> ClassifierResult:
     """Minimise cross-entropy for ``config.epochs`` epochs; checkpoint and resume every epoch."""
     model, optimizer, scheduler = classifier_on_device(model, config, data.X_train.device)
-    start_epoch, history, seconds = 0, [], 0.0
-    saved = load_checkpoint(checkpoint) if checkpoint else None
-    if saved:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
-        start_epoch, history, seconds = saved["epoch"], saved["history"], saved["seconds"]
+    loop = ResumableLoop(checkpoint, {"model": model, "optimizer": optimizer, "scheduler": scheduler}, rng=True)
+    saved = loop.resume() or {"epoch": 0, "history": [], "seconds": 0.0}
+    start_epoch, history, seconds = saved["epoch"], saved["history"], saved["seconds"]
     n = len(data.X_train)
     for epoch in progress(range(start_epoch, config.epochs), desc=f"{name}", total=config.epochs - start_epoch,
                           unit="epoch"):
@@ -154,10 +149,7 @@ def train_classifier(name: str, model: nn.Module, data: ImageData, config: Confi
         scheduler.step()
         history.append(float(running) / n)
         seconds += time.perf_counter() - began
-        if checkpoint:
-            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                                         "epoch": epoch + 1, "history": history, "seconds": seconds})
+        loop.save(epoch=epoch + 1, history=history, seconds=seconds)
     return ClassifierResult(name, model, accuracy(model, data.X_test, data.y_test), count_parameters(model),
                             seconds, history)
 
@@ -256,20 +248,16 @@ def train_cnf(config: Config, checkpoint: Path | None = None) -> CNFResult:
     optimizer = torch.optim.Adam(flow.parameters(), lr=config.cnf_lr)
     train = two_circles(config.cnf_iters * config.cnf_batch, seed=config.seed).to(device)
     test = two_circles(1000, seed=config.seed + 10_000).to(device)
-    saved = load_checkpoint(checkpoint) if checkpoint else None
-    if saved:
-        flow.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+    loop = ResumableLoop(checkpoint, {"model": flow, "optimizer": optimizer})
+    saved = loop.resume()
     history, initial, seconds = (saved["history"], saved["initial"], saved["seconds"]) if saved \
         else ([], evaluate_nll(flow, test), 0.0)
     began = time.perf_counter()
     for step in progress(range(len(history), config.cnf_iters), desc="CNF", total=config.cnf_iters - len(history)):
         loss = cnf_step(flow, optimizer, train[step * config.cnf_batch : (step + 1) * config.cnf_batch])
         history.append(float(loss))
-        if checkpoint and (step + 1) % 100 == 0:
-            save_checkpoint(checkpoint, {"model": flow.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "history": history, "initial": initial,
-                                         "seconds": seconds + time.perf_counter() - began})
+        if (step + 1) % 100 == 0:
+            loop.save(history=history, initial=initial, seconds=seconds + time.perf_counter() - began)
     return CNFResult(flow, history, initial, evaluate_nll(flow, test), seconds + time.perf_counter() - began)
 
 

@@ -76,12 +76,15 @@ PAPER_NUMBERS = [
                 data="Hopper-v5", decimals=2),
 ]
 
-CHAPTER = Chapter("preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences", Config, run_experiment, claims,
-                  PAPER_NUMBERS, extras="mujoco", cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="christiano2017deep",
+    summary="a reward learned from comparisons trains an agent almost as well as the true reward", extras="mujoco", cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "cost_parts", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
+    "CHAPTER", "cost_parts",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "agent_seeds", "median_over_agents", "best_over_agents", "make_ppo",
     "summarise", "true_reward_metrics", "preference_metrics",
     "AffineRewardVecEnv", "QUERY_SELECTIONS", "ENVIRONMENTS", "MUJOCO_HINT",
     "preference_probability", "log_preference_probability", "preference_loss", "synthetic_preferences",

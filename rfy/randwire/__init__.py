@@ -56,12 +56,15 @@ PAPER_NUMBERS = [
 ]
 
 
-CHAPTER = Chapter("randwire", 5, "Randomly wired neural networks", "05_randwire", Config, run_experiment, claims,
-                  PAPER_NUMBERS, cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "randwire", 5, "Randomly wired neural networks", "05_randwire",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="xie2019exploring",
+    summary="random graph generators compete with hand-designed wiring", study=run_study, cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "cost_parts", "Config", "DATASETS", "PAPER_NUMBERS", "claims", "run_experiment", "run_study", "Study", "train_one",
+    "CHAPTER", "cost_parts",
+    "Config", "DATASETS", "PAPER_NUMBERS", "claims", "run_experiment", "run_study", "Study", "train_one",
     "removal_study", "build_network", "build_randwire", "network_list", "network_key", "generator_slug",
     "graph_seed", "instances", "spearman", "RESNET",
     "DAG", "GraphSpec", "erdos_renyi", "barabasi_albert", "watts_strogatz", "chain", "to_dag", "parse_generator",

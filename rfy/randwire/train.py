@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rfy.augment import random_crop, random_flip
-from rfy.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rfy.checkpoint import ResumableLoop
 from rfy.data import load_cifar10, load_digits, to_unit_interval
 from rfy.distributed import ProcessGroup, join_process_group
 from rfy.errors import ConfigError
@@ -180,11 +180,9 @@ def train_network(model: nn.Module, data: ImageData, config: Config, seed: int, 
     data = data.to(device)
     autocast = config.mixed_precision and on_cuda
     result, first_epoch = TrainResult(model), 0
-    saved = load_checkpoint(checkpoint_path) if checkpoint_path else None
+    loop = ResumableLoop(checkpoint_path, {"model": model, "optimizer": optimizer}, rng=True)
+    saved = loop.resume()
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        set_rng_state(saved["rng"])
         result.history, result.train_seconds, first_epoch = saved["history"], saved["train_seconds"], saved["epoch"]
     bar = progress(total=total_steps, desc=desc, unit="step", initial=first_epoch * steps_per_epoch,
                    disable=not group.is_main)
@@ -208,10 +206,8 @@ def train_network(model: nn.Module, data: ImageData, config: Config, seed: int, 
             result.history.append({"epoch": done, "seconds": round(result.train_seconds, 2),
                                    "loss": running.item() / steps_per_epoch,
                                    "accuracy": evaluate_accuracy(model, data, autocast=autocast)})
-        if checkpoint_path:  # every process keeps its own (torchrun gives each its own work folder)
-            save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                              "rng": rng_state(), "history": result.history,
-                                              "train_seconds": result.train_seconds, "epoch": done})
+        # every process keeps its own checkpoint (torchrun gives each its own work folder)
+        loop.save(history=result.history, train_seconds=result.train_seconds, epoch=done)
     bar.close()
     model.eval()
     return result

@@ -58,13 +58,15 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
-CHAPTER = Chapter("semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM against M2)", "02_semi_unsupervised",
-                  Config, run_experiment, claims, PAPER_NUMBERS, cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM against M2)", "02_semi_unsupervised",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="willetts2019semi",
+    summary="a mixture prior finds classes that have no labels at all", cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "PAPER_FASHION_MNIST", "run_experiment", "claims", "cost_parts", "TrainingStep",
-    "experiment_metrics", "masked_gaps", "STAND_IN",
+    "CHAPTER", "cost_parts", "PAPER_FASHION_MNIST", "TrainingStep",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "experiment_metrics", "masked_gaps", "STAND_IN",
     "compare", "Comparison", "train_model", "evaluate", "load_data",
     "label_clusters", "predict_clusters", "latent_means", "NAMES", "M2", "GMDGM", "DeepGenerativeModel",
     "make_model", "unlabelled_bound", "labelled_bound", "class_prior", "semi_unsupervised_loss",

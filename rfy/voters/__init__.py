@@ -59,12 +59,15 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
-CHAPTER = Chapter("voters", 6, "Photofeeler-D3: modelling the voters", "06_voter_model", Config, run_experiment, claims,
-                  PAPER_NUMBERS, cost_parts=cost_parts)
+CHAPTER = Chapter(
+    "voters", 6, "Photofeeler-D3: modelling the voters", "06_voter_model",
+    Config, run_experiment, claims, PAPER_NUMBERS, citation="kalra2019photofeeler",
+    summary="modelling each voter beats regressing on noisy mean votes", cost_parts=cost_parts)
 
 
 __all__ = [
-    "CHAPTER", "Config", "PAPER_NUMBERS", "run_experiment", "claims", "HEADS", "REGRESSION", "CLASSIFICATION", "DISTRIBUTION",
+    "CHAPTER",
+    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "HEADS", "REGRESSION", "CLASSIFICATION", "DISTRIBUTION",
     "VOTER", "SIMULATION", "SCUT", "TRAIT_NAMES", "BIASED", "CONTROL", "simulate", "VoteData", "Voters",
     "draw_voters", "identical_voters", "zipf_activity", "trait_covariance", "render_photos", "latent_mean",
     "cutpoints", "vote_probabilities", "expected_votes", "ground_truth", "cast_votes", "choose_voters",

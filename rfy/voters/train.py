@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from rfy.checkpoint import load_checkpoint, save_checkpoint
+from rfy.checkpoint import ResumableLoop
 from rfy.progress import progress
 from rfy.voters.config import CLASSIFICATION, REGRESSION, Config
 from rfy.voters.evaluate import pearson
@@ -57,13 +57,9 @@ def train_head(kind: str, data: VoteData, config: Config, seed: int, *, device: 
     optimiser = make_optimiser(model, config)
     generator = torch.Generator(device=device).manual_seed(seed)
     items, targets, voters = training_units(kind, data)
-    start, losses = 0, []
-    saved = load_checkpoint(checkpoint_path) if checkpoint_path else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        generator.set_state(saved["generator"])
-        start, losses = saved["step"], saved["losses"]
+    loop = ResumableLoop(checkpoint_path, {"model": model, "optimiser": optimiser, "generator": generator})
+    saved = loop.resume() or {"step": 0, "losses": []}
+    start, losses = saved["step"], saved["losses"]
     every = max(config.steps // CHECKPOINTS_PER_RUN, 1)
     model.train()
     for step in progress(range(start, config.steps), desc=kind, total=config.steps, initial=start):
@@ -72,9 +68,7 @@ def train_head(kind: str, data: VoteData, config: Config, seed: int, *, device: 
             losses.append(loss)
         if checkpoint_path and (step + 1) % every == 0 and step + 1 < config.steps:
             losses = [float(value) for value in losses]
-            save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                                              "generator": generator.get_state(), "step": step + 1,
-                                              "losses": losses})
+            loop.save(step=step + 1, losses=losses)
     return TrainedHead(model, score_test_photos(model, data, config), [float(value) for value in losses])
 
 
