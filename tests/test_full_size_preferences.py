@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from rfy.preferences import ENVIRONMENTS, Config, cost_parts, make_env, train_from_preferences
 from rfy.preferences.experiments import train_true_reward_agent
@@ -51,7 +50,8 @@ def test_the_full_preset_takes_a_real_ppo_iteration_of_every_agent_kind(tmp_path
 
 def test_the_reward_models_input_size_is_the_environments_observation_plus_action():
     env = make_env("Pendulum-v1")
-    assert ENVIRONMENTS["Pendulum-v1"].feature_dim == np.prod(env.observation_space.shape) + np.prod(env.action_space.shape)
+    observed, acted = np.prod(env.observation_space.shape), np.prod(env.action_space.shape)
+    assert ENVIRONMENTS["Pendulum-v1"].feature_dim == observed + acted
 
 
 @torch_threads(1)
