@@ -50,14 +50,15 @@ def test_the_full_preset_takes_a_real_ppo_iteration_of_every_agent_kind(tmp_path
 
 def test_the_reward_models_input_size_is_the_environments_observation_plus_action():
     env = make_env("Pendulum-v1")
-    assert ENVIRONMENTS["Pendulum-v1"].feature_dim == np.prod(env.observation_space.shape) + np.prod(env.action_space.shape)
+    observed, acted = np.prod(env.observation_space.shape), np.prod(env.action_space.shape)
+    assert ENVIRONMENTS["Pendulum-v1"].feature_dim == observed + acted
 
 
 @torch_threads(1)
 def test_cost_parts_counts_the_iterations_and_reward_steps_a_run_takes():
     """The reduced preset with two short agents (a few rollouts, two rounds, to keep the test short): PPO
     iterations as the agents count them, the ensemble's Adam steps as they happen."""
-    config = Config.reduced(total_timesteps=2000, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=3, agents=1,
+    config = Config.reduced(total_timesteps=400, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=3, agents=1,
                             comparisons=(12,), initial_reward_steps=7, reward_steps=3, eval_episodes=1,
                             heldout_pairs=10, buffer_episodes=8)
     true_reward, learned_reward, reward_model = cost_parts(config)
@@ -68,7 +69,7 @@ def test_cost_parts_counts_the_iterations_and_reward_steps_a_run_takes():
     ensemble = {id(p) for p in run.ensemble.parameters()}
     fits = [steps for optimizer, steps in counts if id(optimizer.param_groups[0]["params"][0]) in ensemble]
     assert fits == [reward_model.steps]
-    assert true_reward.steps == math.ceil(2000 / 128) and reward_model.steps == 7 + 3 * (config.rounds - 1)
+    assert true_reward.steps == math.ceil(400 / 128) and reward_model.steps == 7 + 3 * (config.rounds - 1)
 
 
 @torch_threads(1)

@@ -17,9 +17,10 @@ import torch
 from rfy.cost import CostPart, Probe
 from rfy.data import load_digits, to_unit_interval
 from rfy.neural_ode.config import SPIRAL_WINDOW, Config
-from rfy.neural_ode.experiments import (NUM_CLASSES, SEQUENCE_MODELS, accuracy, build_classifier, build_cnf, build_sequence_models,
-                                        classifier_on_device, classifier_plans, classifier_step, cnf_step,
-                                        evaluate_nll, predict_spirals, sequence_step, spiral_splits)
+from rfy.neural_ode.experiments import (NUM_CLASSES, SEQUENCE_MODELS, accuracy, build_classifier, build_cnf,
+                                        build_sequence_models, classifier_on_device, classifier_plans,
+                                        classifier_step, cnf_step, evaluate_nll, predict_spirals, sequence_step,
+                                        spiral_splits)
 from rfy.runtime import seed_everything
 
 #: MNIST's training and test images, [1, 28, 28] each.

@@ -229,7 +229,8 @@ def build_cnf(config: Config) -> CNF:
 
 
 def cnf_step(flow: CNF, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> torch.Tensor:
-    """One maximum-likelihood step on a batch: minimise $-\\frac{1}{B}\\sum_i \\log p(x_i)$; returns the loss, detached."""
+    """One maximum-likelihood step on a batch: minimise $-\\frac{1}{B}\\sum_i \\log p(x_i)$; returns the loss,
+    detached."""
     loss = -flow.log_prob(x).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -36,7 +36,8 @@ def rollout_size(config: Config) -> int:
 
 def ppo_iterations(config: Config, chunks: list[int]) -> int:
     """PPO iterations of ``learn`` called on these timestep ``chunks`` one after another: each call collects
-    whole rollouts until it has added at least its chunk, $\\sum_k \\lceil c_k / (n_\\mathrm{steps} n_\\mathrm{envs}) \\rceil$."""
+    whole rollouts until it has added at least its chunk,
+    $\\sum_k \\lceil c_k / (n_\\mathrm{steps} n_\\mathrm{envs}) \\rceil$."""
     return sum(math.ceil(chunk / rollout_size(config)) for chunk in chunks)
 
 

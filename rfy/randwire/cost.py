@@ -17,7 +17,7 @@ import torch
 from rfy.cost import CostPart, Probe
 from rfy.data import load_digits
 from rfy.randwire.config import BASELINE_KINDS, Config
-from rfy.randwire.experiments import NUM_CLASSES, build_network, graph_seed, instances
+from rfy.randwire.experiments import NUM_CLASSES, build_network, graph_seed, instances, training_threads
 from rfy.randwire.graphs import parse_generator, stage_graphs
 from rfy.randwire.train import DATASET_SETTINGS, ImageData, evaluate_accuracy, prepare_training, train_step
 from rfy.runtime import seed_everything
@@ -72,8 +72,9 @@ def removal_evaluations(config: Config, name: str, n_test: int) -> int:
 
 
 def network_probe(config: Config, name: str, device: torch.device, *, eval_images: int = EVAL_BATCH) -> Probe:
-    """The first instance of ``name`` as ``train_network`` trains it: one step on a batch of ``batch_size``
-    random images, and an evaluation batch of ``eval_images`` test images (at most the test set)."""
+    """The first instance of ``name`` as ``train_network`` trains it (on ``run_study``'s CPU threads): one step
+    on a batch of ``batch_size`` random images, and an evaluation batch of ``eval_images`` test images (at most
+    the test set)."""
     seed_everything(graph_seed(config, 0))
     data = random_data(config, config.batch_size, min(eval_images, set_sizes(config)[1]), device)
     model = build_network(config, name, 0, data.shape)
@@ -82,11 +83,16 @@ def network_probe(config: Config, name: str, device: torch.device, *, eval_image
     index = torch.arange(config.batch_size, device=device)
 
     def step() -> torch.Tensor:
-        model.train()
-        return train_step(model, optimizer, data, index, config, memory_format=memory_format, lr=config.lr,
-                          autocast=autocast)
+        with training_threads(config):
+            model.train()
+            return train_step(model, optimizer, data, index, config, memory_format=memory_format, lr=config.lr,
+                              autocast=autocast)
 
-    return Probe(step, lambda: evaluate_accuracy(model, data, autocast=autocast))
+    def evaluate_batch() -> float:
+        with training_threads(config):
+            return evaluate_accuracy(model, data, autocast=autocast)
+
+    return Probe(step, evaluate_batch)
 
 
 def network_part(config: Config, name: str) -> CostPart:

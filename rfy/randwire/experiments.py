@@ -189,6 +189,15 @@ class Study:
         return flat
 
 
+def training_threads(config: Config) -> contextlib.AbstractContextManager:
+    """The CPU threads the study trains on: one in reduced mode, torch's default otherwise.
+
+    Reduced mode's tensors are tiny: a second CPU thread only adds synchronisation (and, on a busy machine,
+    spinning), and one fixed count makes a seed give the same numbers in the notebook, the CLI and the sweep.
+    """
+    return torch_threads(1) if config.mode == "reduced" else contextlib.nullcontext()
+
+
 def run_study(config: Config, state: RunState, data: ImageData | None = None) -> Study:
     """Train every network of ``config`` as its own resumable stage and collect the results."""
     data = data if data is not None else load_data(config)
@@ -196,10 +205,7 @@ def run_study(config: Config, state: RunState, data: ImageData | None = None) ->
     def stage(name: str, index: int):
         return lambda checkpoint: train_one(config, data, name, index, checkpoint)
 
-    # Reduced mode's tensors are tiny: a second CPU thread only adds synchronisation (and, on a busy machine,
-    # spinning), and one fixed count makes a seed give the same numbers in the notebook, the CLI and the sweep.
-    threads = torch_threads(1) if config.mode == "reduced" else contextlib.nullcontext()
-    with threads:
+    with training_threads(config):
         runs = {(name, index): state.stage(network_key(name, index), stage(name, index))
                 for name, index in network_list(config)}
     return Study(config, runs)
