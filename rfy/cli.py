@@ -14,6 +14,13 @@
 
 Every bad input (an unknown value, a file that cannot be used, a device that is not there) prints
 one line ``error: <what>, <what is allowed or what to do>`` and exits with status 2.
+
+Exit codes:
+  0    done
+  1    a notebook failed to execute (``notebooks execute``: the failing cell is named; the notebook is unchanged)
+  2    an ``error:`` line: bad input, a file or folder that cannot be used, a run folder in use by another
+       run, a missing optional dependency, a full disk, not enough memory
+  130  interrupted (Ctrl-C); a run continues with ``--resume``
 """
 from __future__ import annotations
 
@@ -41,6 +48,12 @@ from rfy.tables import (chapters_table, claim_summary, claims_sweep_table, markd
 
 #: Errors printed as one ``error:`` line with exit status 2 instead of a traceback.
 USER_ERRORS = (ConfigError, DatasetNotAvailableError, ChecksumError, CorruptFileError)
+EXIT_CODES = {"notebook failed": 1, "error": 2, "interrupted": 130}
+EXIT_CODES_HELP = ("exit codes: 0 done; 1 a notebook failed to execute; 2 an error line (bad input, unusable file "
+                   "or folder, run folder in use, missing optional dependency, full disk, out of memory); "
+                   "130 interrupted (Ctrl-C)")
+#: What the bench command accepts: enough for any chapter's full-mode batch, not a request to fill the memory.
+BENCH_LIMITS = {"--steps": 100_000, "--batch-size": 65_536}
 RESERVED_FIELDS = {"seed": "--seed", "mode": "--mode", "device": "--device"}
 
 
@@ -108,7 +121,20 @@ def check_folders(args: argparse.Namespace) -> Folders:
         results = ensure_writable_dir(os.environ["RFY_RESULTS"], "RFY_RESULTS")
     else:
         results = ensure_writable_dir(results_dir(), "the results folder", hint=" with --results or RFY_RESULTS")
+    ensure_writable_dir(results / args.chapter, f"the results folder of {args.chapter}",
+                        hint=f" (the run record is written to {results / args.chapter})")
     return Folders(workdir, results)
+
+
+def check_optional_packages(chapter: Chapter, config: RunConfig) -> None:
+    """``ConfigError`` naming the first optional package ``config`` needs (``chapter.optional_packages``) that
+    is not installed, before anything is written."""
+    import importlib.util
+
+    for package, hint in chapter.optional_packages(config) if chapter.optional_packages else []:
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"{chapter.slug} in {config.mode} mode needs the optional package {package}, which is "
+                              f"not installed; {hint} (the reduced mode needs nothing extra)")
 
 
 def build_config(chapter: Chapter, mode: str, seed: int, device: str, settings: list[str]) -> RunConfig:
@@ -153,6 +179,7 @@ def run_chapter(args: argparse.Namespace) -> int:
     config = build_config(chapter, args.mode, args.seed, args.device, args.set)
     if args.name is not None:
         check_name("--name", args.name)
+    check_optional_packages(chapter, config)
     folders = check_folders(args)
     differences = config_differences(config.preset().to_dict(), config.to_dict())
     run_name = args.name or f"{config.mode}-seed{config.seed}" + ("-custom" if differences else "")
@@ -223,8 +250,8 @@ def _can_resume(workdir: Path, config: RunConfig) -> bool:
 
 def bench_command(args: argparse.Namespace) -> int:
     for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
-        if value < 1:
-            raise ConfigError(f"{option} must be a positive integer, got {value}")
+        if not 1 <= value <= BENCH_LIMITS[option]:
+            raise ConfigError(f"{option} must be a positive integer up to {BENCH_LIMITS[option]}, got {value}")
     chapter = chapters.chapter(args.chapter)
     if chapter.benchmark is None:
         raise ConfigError(f"chapter {args.chapter!r} has no benchmark; chapters with one: "
@@ -312,14 +339,18 @@ def results_command(args: argparse.Namespace) -> int:
 
 
 def notebooks_command(args: argparse.Namespace) -> int:
-    from rfy.notebooks import execute_in_place, write_student_copies
+    from rfy.notebooks import NotebookFailed, execute_in_place, write_student_copies
 
     if args.action == "student":
         for path in write_student_copies([Path(p) for p in args.paths], Path(args.output)):
             print(f"student copy written to {path}")
         return 0
     for path in args.paths:
-        seconds = execute_in_place(Path(path))
+        try:
+            seconds = execute_in_place(Path(path))
+        except NotebookFailed as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_CODES["notebook failed"]
         print(f"executed {path} in {seconds:.0f} s")
     return 0
 
@@ -331,7 +362,8 @@ def _add_folder_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rfy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rfy", description=__doc__.splitlines()[0],
+                                     epilog=EXIT_CODES_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -368,8 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure a chapter's full-mode training speed on this machine")
     bench.add_argument("chapter", choices=chapters.slugs(), help="a chapter with a benchmark (mixmatch)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    bench.add_argument("--steps", type=int, default=50, help="timed training steps (after 5 warm-up steps)")
-    bench.add_argument("--batch-size", type=int, default=64)
+    bench.add_argument("--steps", type=int, default=50,
+                       help=f"timed training steps (after 5 warm-up steps), 1 to {BENCH_LIMITS['--steps']}")
+    bench.add_argument("--batch-size", type=int, default=64, help=f"1 to {BENCH_LIMITS['--batch-size']}")
     bench.set_defaults(handler=bench_command)
 
     estimate_parser = commands.add_parser(
@@ -414,18 +447,32 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+#: What to do after Ctrl-C, by command.
+AFTER_INTERRUPT = {"run": "; continue with --resume", "claims": "; run the same command again to continue "
+                   "(finished seeds are kept, the interrupted one resumes)"}
+OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "Cannot allocate memory")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command of ``argv``; return its exit code (``EXIT_CODES``), every failure as one line."""
     args = build_parser().parse_args(argv)
     previous = warnings.showwarning
     warnings.showwarning = _warning_line
     try:
         return args.handler(args)
-    except USER_ERRORS as error:
+    except KeyboardInterrupt:
+        print(f"error: interrupted{AFTER_INTERRUPT.get(args.command, '')}", file=sys.stderr)
+        return EXIT_CODES["interrupted"]
+    except (*USER_ERRORS, OSError) as error:  # OSError: the machine said no (disk full, permission)
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the machine said no (disk full, permission): say where, no traceback
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CODES["error"]
+    except (MemoryError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, RuntimeError) and not any(text in reason for text in OUT_OF_MEMORY):
+            raise
+        print(f"error: not enough memory ({reason[:200]}); use a smaller batch_size or model "
+              f"(--set), or another --device", file=sys.stderr)
+        return EXIT_CODES["error"]
     finally:
         warnings.showwarning = previous
 

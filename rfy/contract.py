@@ -61,6 +61,9 @@ class Chapter:
     extras: str = ""
     benchmark: Callable[..., dict[str, Any]] | None = None
     cost_parts: Callable[[Any], list[Any]] | None = None
+    #: ``(package, how to install it)`` for each optional package a config needs (MuJoCo, torchvision's trunks),
+    #: checked by the command line before a run writes anything.
+    optional_packages: Callable[[Any], list[tuple[str, str]]] | None = None
 
     def __post_init__(self) -> None:
         if not SLUG_RULE.match(self.slug):

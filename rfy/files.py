@@ -57,6 +57,11 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             os.fsync(handle.fileno())
         os.chmod(partial, default_file_mode())
         os.replace(partial, path)
+    except OSError as error:  # a full disk, a file size limit: name the file instead of a bare errno
+        partial.unlink(missing_ok=True)
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -100,6 +105,9 @@ def ensure_writable_dir(path: str | Path, what: str, hint: str = "") -> Path:
     what to change; ``hint`` is added to it (another way out). Checked before a run starts, so a long run never fails at its last step.
     """
     path = Path(path).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{what} must be a folder you can write to, but {path} is a symbolic link to "
+                          f"{os.readlink(path)}, which does not exist; remove the link or point {what} elsewhere{hint}")
     existing = next((folder for folder in (path, *path.parents) if folder.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ConfigError(f"{what} must be a folder, but {existing} is a file; point {what} at a folder "

@@ -7,13 +7,18 @@ re-running a notebook only changes its real outputs.
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
+
+from rfy.errors import ConfigError
+from rfy.files import atomic_write_text
 
 TIMING_KEYS = ("papermill", "execution")
 SOLUTION_BLOCK = re.compile(r"\n*```\{solution\}.*?\n```[ \t]*(?=\n|$)", re.DOTALL)
@@ -28,15 +33,49 @@ def strip_timing_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookN
     return notebook
 
 
-def execute_in_place(path: Path, timeout_s: int = 600) -> float:
-    """Run every cell of ``path`` from its folder with papermill, save the outputs, return seconds."""
-    import papermill  # a book/test extra, needed only here
+class NotebookFailed(RuntimeError):
+    """A notebook's cell raised (or timed out) during ``execute_in_place``; the message names the cell."""
 
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """The notebook at ``path``; ``ConfigError`` naming the file when it is not a Jupyter notebook."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:  # NotJSONError is a ValueError
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{path} is not a Jupyter notebook ({reason}); give .ipynb files") from None
+
+
+def execute_in_place(path: Path, timeout_s: int = 600) -> float:
+    """Run every cell of ``path`` from its folder with papermill, save the outputs, return seconds.
+
+    The outputs go to a temporary file beside ``path``, which replaces it only when every cell ran;
+    otherwise ``NotebookFailed`` names the failing cell and ``path`` is left as it was.
+    """
+    import papermill  # a book/test extra, needed only here
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    read_notebook(path)
     began = time.perf_counter()
-    papermill.execute_notebook(str(path), str(path), cwd=str(path.parent), progress_bar=False,
-                               execution_timeout=timeout_s)
-    notebook = strip_timing_metadata(nbformat.read(path, as_version=4))
-    nbformat.write(notebook, path)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part.ipynb")
+    os.close(descriptor)
+    executed = Path(name)
+    try:
+        papermill.execute_notebook(str(path), str(executed), cwd=str(path.parent), progress_bar=False,
+                                   execution_timeout=timeout_s)
+        text = nbformat.writes(strip_timing_metadata(nbformat.read(executed, as_version=4)))
+        atomic_write_text(path, text if text.endswith("\n") else text + "\n")
+    except PapermillExecutionError as error:
+        first_line = (error.source.strip().splitlines() or [""])[0][:80]
+        message = (error.evalue.strip().splitlines() or [""])[0][:200]
+        raise NotebookFailed(f"{path}: cell {error.exec_count} ({first_line!r}) raised {error.ename}: {message}; "
+                             f"the notebook was left unchanged") from None
+    except (CellTimeoutError, DeadKernelError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise NotebookFailed(f"{path}: execution stopped ({reason}); the notebook was left unchanged") from None
+    finally:
+        executed.unlink(missing_ok=True)
     return time.perf_counter() - began
 
 
@@ -57,7 +96,7 @@ def write_student_copies(paths: list[Path], folder: Path) -> list[Path]:
     written = []
     for path in paths:
         target = folder / path.name
-        nbformat.write(student_copy(nbformat.read(path, as_version=4)), target)
+        nbformat.write(student_copy(read_notebook(path)), target)
         written.append(target)
     return written
 

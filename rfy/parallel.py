@@ -8,8 +8,13 @@ gives the same bits in a worker as in the calling process.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
@@ -19,6 +24,7 @@ import torch
 from rfy.checkpoint import RunState
 from rfy.progress import progress
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
@@ -36,6 +42,28 @@ def default_workers(device: torch.device | str) -> int:
     return cpu_cores() if torch.device(device).type == "cpu" else 1
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when ``parent_pid`` (the process that started it) ends, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere a
+    daemon thread checks every second whether the parent is gone. A worker must never keep training
+    and writing checkpoints into a run folder nobody holds any more.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def in_processes(function: Callable[[Job], Result], jobs: Sequence[Job], workers: int, *,
                  desc: str = "runs") -> Iterator[tuple[Job, Result]]:
     """Yield ``(job, function(job))`` for every job, as each finishes, computed on ``workers`` processes.
@@ -50,7 +78,8 @@ def in_processes(function: Callable[[Job], Result], jobs: Sequence[Job], workers
     if workers <= 1:
         yield from ((job, function(job)) for job in jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(function, job): job for job in jobs}
         for future in progress(as_completed(futures), total=len(futures), desc=desc, unit="run"):
             yield futures[future], future.result()

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rfy.errors import CorruptFileError
-from rfy.files import atomic_write_text, check_name
+from rfy.files import atomic_write_text, check_name, remove_stale_partials
+from rfy.record_checks import checked_record_fields, json_compatible
 from rfy.runtime import hardware_info, select_device
 
 if TYPE_CHECKING:
@@ -57,12 +58,12 @@ class RunRecord:
     preset: bool | None = None
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(json_compatible(dataclasses.asdict(self)), indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
-    def from_json(cls, text: str) -> RunRecord:
+    def from_json(cls, text: str, path: Path | None = None) -> RunRecord:
         """Parse a record; fields added since (``claims``, ``preset``) take their defaults, unknown ones are ignored."""
-        data = json.loads(text)
+        data = checked_record_fields(json.loads(text), path)
         if not isinstance(data, dict):
             raise ValueError("a run record is a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -168,7 +169,9 @@ def write_record(record: RunRecord, root: Path | None = None) -> Path:
 
     A reader never sees a half-written record: it is written beside its place and renamed.
     """
-    return atomic_write_text(record_path(record.chapter, record.run, root), record.to_json() + "\n")
+    path = record_path(record.chapter, record.run, root)
+    remove_stale_partials(path, older_than_s=60)  # left by a run killed while writing this record
+    return atomic_write_text(path, record.to_json() + "\n")
 
 
 def record_run(chapter: Chapter, run: str, config: Any, metrics: dict[str, float], *, wall_time_s: float,
@@ -186,7 +189,7 @@ def record_run(chapter: Chapter, run: str, config: Any, metrics: dict[str, float
 def read_record(path: Path) -> RunRecord:
     """The record at ``path``; ``CorruptFileError`` naming the file if it is not one."""
     try:
-        return RunRecord.from_json(Path(path).read_text())
+        return RunRecord.from_json(Path(path).read_text(), Path(path))
     except (OSError, ValueError, TypeError, UnicodeDecodeError) as error:
         raise CorruptFileError(f"{path} is not a valid run record ({error}); fix or delete it "
                                f"(run the chapter again to write a new one)") from None

@@ -386,16 +386,16 @@ def test_stage_names_must_be_file_names(tmp_path):
         state.stage("../x", lambda ckpt: {})
 
 
-def test_corrupt_state_json_names_the_file_on_resume_and_is_cleared_on_start_over(tmp_path):
+def test_a_corrupt_state_json_is_not_taken_for_rfy_s_and_nothing_is_deleted(tmp_path):
     from rfy.errors import CorruptFileError
 
     state = RunState(tmp_path / "run", resume=False)
     state.stage("one", lambda ckpt: save_checkpoint(ckpt, {"x": 1}) or {"m": 1.0})
-    (tmp_path / "run" / "state.json").write_text("{trunc")
-    with pytest.raises(CorruptFileError, match="state.json.*without --resume"):
-        RunState(tmp_path / "run", resume=True)
-    RunState(tmp_path / "run", resume=False)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["state.json"]
+    (tmp_path / "run" / "state.json").write_text("{trunc")  # rfy writes atomically: this is not its file
+    for resume in (True, False):
+        with pytest.raises(CorruptFileError, match="state.json was not written by rfy.*move the folder away"):
+            RunState(tmp_path / "run", resume=resume)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["one.pt", "state.json"]
 
 
 def test_starting_over_also_deletes_checkpoints_a_stage_kept_beside_its_own(tmp_path):

@@ -61,10 +61,16 @@ PAPER_NUMBERS = [
 ]
 
 
+def optional_packages(config: Config) -> list[tuple[str, str]]:
+    """torchvision, for the pretrained ResNet-50 trunk of the full preset."""
+    return [("torchvision", "the pretrained ResNet-50 comes from torchvision: pip install torchvision")] \
+        if config.model == "resnet-50" else []
+
+
 CHAPTER = Chapter(
     "divide-conquer", 8, "Divide and conquer the embedding space", "08_divide_conquer",
     Config, run_experiment, claims, PAPER_NUMBERS, citation="sanakoyeu2019divide",
-    summary="splitting the embedding among data clusters improves retrieval", study=compare, cost_parts=cost_parts)
+    summary="splitting the embedding among data clusters improves retrieval", study=compare, cost_parts=cost_parts, optional_packages=optional_packages)
 
 
 __all__ = [

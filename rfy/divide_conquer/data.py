@@ -7,6 +7,7 @@ of digits 5–9, never seen, for testing. Full mode: CUB-200-2011 (classes 1–1
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from dataclasses import dataclass
@@ -17,8 +18,8 @@ import torch
 from sklearn.datasets import load_digits as sklearn_load_digits
 
 from rfy.checkpoint import load_checkpoint, save_checkpoint
-from rfy.data import dataset_dir, fetch_dataset
-from rfy.errors import ConfigError
+from rfy.data import dataset_dir, fetch_dataset, get_spec
+from rfy.errors import ConfigError, CorruptFileError
 from rfy.runtime import DeviceData
 
 DOMAINS = ("upright", "upright inverted", "rotated 90°", "rotated 90° inverted")
@@ -128,12 +129,39 @@ def _square(image, size: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
+def cub_cache_path() -> Path:
+    """Where the decoded images are cached, named after the archive's registered sha256 (as the face caches
+    are), so that a cache of another archive is never taken for this one's."""
+    checksums = "".join(remote.sha256 or "" for remote in get_spec("cub-200-2011").files)
+    return dataset_dir("cub-200-2011") / f"decoded-{CUB_STORED_SIZE}-{hashlib.sha256(checksums.encode()).hexdigest()[:12]}.pt"
+
+
+def checked_cub_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and classes of the cache at ``path`` after checking them: uint8 images ``[N, 3, S, S]`` with
+    ``S = CUB_STORED_SIZE`` and int64 classes ``[N]`` from 1 to 200, both halves of the split present.
+    ``CorruptFileError`` naming the file otherwise."""
+    saved = load_checkpoint(path)
+    images, classes = (saved.get("images"), saved.get("classes")) if isinstance(saved, dict) else (None, None)
+    size = CUB_STORED_SIZE
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 \
+            or tuple(images.shape[1:]) != (3, size, size):
+        why = f"no uint8 'images' [N, 3, {size}, {size}]"
+    elif not isinstance(classes, torch.Tensor) or classes.dtype != torch.long or tuple(classes.shape) != (len(images),):
+        why = f"no int64 'classes' [{len(images)}]"
+    elif len(classes) == 0 or classes.min() < 1 or classes.max() > 200 or not (
+            (classes <= CUB_TRAIN_CLASSES).any() and (classes > CUB_TRAIN_CLASSES).any()):
+        why = "its classes are not CUB's 1-200 with both halves of the split"
+    else:
+        return images, classes
+    raise CorruptFileError(f"{path} is not a valid decoded CUB-200-2011 cache ({why}); delete it and rfy decodes "
+                           f"the archive again")
+
+
 def load_cub(*, download: bool = True) -> RetrievalData:
     """CUB-200-2011 for zero-shot retrieval: classes 1–100 to train, 101–200 to test (decoded once, then cached)."""
-    cache = dataset_dir("cub-200-2011") / f"decoded-{CUB_STORED_SIZE}.pt"
+    cache = cub_cache_path()
     if cache.exists():
-        saved = load_checkpoint(cache)
-        images, classes = saved["images"], saved["classes"]
+        images, classes = checked_cub_cache(cache)
     else:
         images, classes = read_cub(fetch_dataset("cub-200-2011", download=download)[CUB_ARCHIVE])
         save_checkpoint(cache, {"images": images, "classes": classes})

@@ -23,7 +23,9 @@ def saved_tensor_bytes(compute_loss: Callable[[], torch.Tensor],
 
     Uses ``torch.autograd.graph.saved_tensors_hooks`` to see every tensor saved for the backward
     pass; storages shared by several saved tensors count once, and storages of ``exclude`` (the
-    parameters, which exist anyway) not at all.
+    parameters, which exist anyway) not at all. The hook keeps a detached view of each tensor: the
+    tensor itself would point back to the graph node that saves it, a reference cycle through C++
+    that Python's collector cannot see, so every graph measured would stay in memory for good.
     """
     excluded = {tensor.untyped_storage().data_ptr() for tensor in exclude}
     storages: dict[int, int] = {}
@@ -32,7 +34,7 @@ def saved_tensor_bytes(compute_loss: Callable[[], torch.Tensor],
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in excluded:
             storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
+        return tensor.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         compute_loss()

@@ -76,10 +76,15 @@ PAPER_NUMBERS = [
                 data="Hopper-v5", decimals=2),
 ]
 
+def optional_packages(config: Config) -> list[tuple[str, str]]:
+    """MuJoCo, when ``config.env_id`` is one of its tasks."""
+    return [("mujoco", MUJOCO_HINT)] if ENVIRONMENTS[config.env_id].mujoco else []
+
+
 CHAPTER = Chapter(
     "preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences",
     Config, run_experiment, claims, PAPER_NUMBERS, citation="christiano2017deep",
-    summary="a reward learned from comparisons trains an agent almost as well as the true reward", extras="mujoco", cost_parts=cost_parts)
+    summary="a reward learned from comparisons trains an agent almost as well as the true reward", extras="mujoco", cost_parts=cost_parts, optional_packages=optional_packages)
 
 
 __all__ = [

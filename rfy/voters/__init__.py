@@ -59,10 +59,16 @@ PAPER_NUMBERS = [
                 decimals=1),
 ]
 
+def optional_packages(config: Config) -> list[tuple[str, str]]:
+    """torchvision, for the pretrained trunk that extracts SCUT-FBP5500's features."""
+    return [("torchvision", "the pretrained trunk comes from torchvision: pip install torchvision")] \
+        if config.dataset == SCUT else []
+
+
 CHAPTER = Chapter(
     "voters", 6, "Photofeeler-D3: modelling the voters", "06_voter_model",
     Config, run_experiment, claims, PAPER_NUMBERS, citation="kalra2019photofeeler",
-    summary="modelling each voter beats regressing on noisy mean votes", cost_parts=cost_parts)
+    summary="modelling each voter beats regressing on noisy mean votes", cost_parts=cost_parts, optional_packages=optional_packages)
 
 
 __all__ = [

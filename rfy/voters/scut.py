@@ -14,6 +14,7 @@ import functools
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from torch import nn
 
 from rfy.checkpoint import RunState, load_checkpoint, save_checkpoint
 from rfy.data import dataset_dir, fetch_dataset
+from rfy.errors import CorruptFileError
 from rfy.progress import progress
 from rfy.runtime import select_device
 from rfy.voters.config import Config
@@ -105,23 +107,40 @@ class ScutArchive:
 
 
 def read_scut_archive(path: str | Path) -> ScutArchive:
-    """Parse ``SCUT-FBP5500_v2.1.zip``: ratings, folds and image members; a clear error if it is not that zip."""
+    """Parse ``SCUT-FBP5500_v2.1.zip``: ratings, folds and image members.
+
+    A file that is not that zip (not a zip, truncated, without ratings) raises ``CorruptFileError``
+    naming it and saying what to do, in one line.
+    """
     path = Path(path)
+    try:
+        return _parse_scut_archive(path)
+    except (ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile, zlib.error,
+            ElementTree.ParseError) as error:  # BadZipFile and ParseError are not ValueErrors
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CorruptFileError(f"{path} is not a readable SCUT-FBP5500 release ({reason}); delete it and download "
+                               f"{ARCHIVE} again (python -m rfy data download scut-fbp5500 says from where)") from None
+
+
+def _parse_scut_archive(path: Path) -> ScutArchive:
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not a zip archive; expected the SCUT-FBP5500 release {ARCHIVE}")
+        raise ValueError(f"not a zip archive; expected the release {ARCHIVE}")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         sheets = [name for name in names if name.endswith("All_Ratings.xlsx")]
         if not sheets:
-            raise ValueError(f"{path} has no All_Ratings.xlsx: it is not the SCUT-FBP5500 release")
+            raise ValueError("it has no All_Ratings.xlsx")
         rows = read_xlsx(archive.read(sheets[0]), sheet="ALL")
-        header = [str(value).strip().lower() if value is not None else "" for value in rows[0]]
+        header = [str(value).strip().lower() if value is not None else "" for value in (rows[0] if rows else [])]
         try:
             rater_col, file_col, rating_col = header.index("rater"), header.index("filename"), header.index("rating")
         except ValueError:
-            raise ValueError(f"{sheets[0]} must have the columns Rater, Filename and Rating, found {rows[0]}") from None
+            raise ValueError(f"{sheets[0]} must have the columns Rater, Filename and Rating, found "
+                             f"{rows[0] if rows else 'no rows'}") from None
         entries = [(int(float(row[rater_col])), str(row[file_col]).strip(), float(row[rating_col]))
                    for row in rows[1:] if len(row) > rating_col and row[file_col] is not None]
+        if not entries:
+            raise ValueError(f"{sheets[0]} holds no ratings")
         folds = {}
         for fold in range(1, 6):
             split = [_read_split(archive, names, f"cross_validation_{fold}/{part}_{fold}.txt")
