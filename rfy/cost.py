@@ -243,6 +243,12 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def format_step(seconds: float) -> str:
+    """``120 ms`` or ``2.4 s``."""
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms" if seconds >= 0.01 else \
+        f"{seconds * 1000:.2f} ms"
+
+
 def format_bytes(count: int) -> str:
     """``812 MiB`` or ``14.2 GiB``."""
     return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
@@ -263,7 +269,7 @@ def cost_table(root: Path, chapters: list[Any], mode: str = "full") -> str:
             fits = {True: "yes", False: "no", None: "—"}[item.fits_small_gpu]
             memory = format_bytes(item.peak_memory_bytes) + ("" if item.peak_memory_kind == "cuda" else " (RSS)")
             lines.append(f"| {title} | {item.device_name} | {len(item.parts)} | "
-                         f"{slowest.seconds_per_step * 1000:.3g} ms ({slowest.name}) | {memory} | "
+                         f"{format_step(slowest.seconds_per_step)} ({slowest.name}) | {memory} | "
                          f"{format_duration(item.projected_s)} | {item.sessions} | {fits} | "
                          f"{item.measured_at[:10]}, `{item.git_commit[:10]}` |")
     if len(lines) == 2:
