@@ -8,7 +8,7 @@ from rfy.debiasing import Config, alpha_sweep, cost_parts
 from rfy.debiasing.cost import set_sizes
 from rfy.runtime import torch_threads
 from tests.full_size import take_real_steps
-from tests.probe_trained import checked, optimizer_steps
+from probe_checks import checked, optimizer_step_counts
 
 
 def check_evaluation(name: str, result: dict[str, float]) -> None:
@@ -33,7 +33,7 @@ def test_cost_parts_counts_the_steps_the_reduced_run_takes():
     counted as it happens and summed per method over the seeds."""
     config = Config.reduced(epochs=1, repeats=2, alphas=(0.01,))
     parts = cost_parts(config)
-    with optimizer_steps() as counts:
+    with optimizer_step_counts() as counts:
         alpha_sweep(config)
     assert len(counts) == config.repeats * len(parts)  # one optimiser per method and seed
     per_method = [sum(steps for _, steps in counts[i :: len(parts)]) for i in range(len(parts))]

@@ -8,7 +8,7 @@ from rfy.neural_ode import Config, cost_parts
 from rfy.neural_ode.experiments import compare_classifiers, load_image_data, train_cnf, train_latent_models
 from rfy.runtime import torch_threads
 from tests.full_size import take_real_steps
-from tests.probe_trained import checked, optimizer_steps
+from probe_checks import checked, optimizer_step_counts
 
 
 def check_evaluation(name: str, result: object) -> None:
@@ -38,7 +38,7 @@ def test_cost_parts_counts_the_steps_the_reduced_run_takes():
     iterations, to keep the test short; on one thread, as small models train fastest), counted as they
     happen, per training, in order."""
     config = Config.reduced(epochs=1, cnf_iters=3, latent_iters=2)
-    with optimizer_steps() as counts:
+    with optimizer_step_counts() as counts:
         compare_classifiers(config, load_image_data(config))
         train_cnf(config)
         train_latent_models(config)

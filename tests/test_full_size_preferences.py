@@ -12,7 +12,7 @@ from rfy.preferences import ENVIRONMENTS, Config, cost_parts, make_env, train_fr
 from rfy.preferences.experiments import train_true_reward_agent
 from rfy.runtime import torch_threads
 from tests.full_size import take_real_steps
-from tests.probe_trained import checked, optimizer_steps
+from probe_checks import checked, optimizer_step_counts
 
 MUJOCO_MISSING = 'MuJoCo is missing, the full preset\'s PPO parts need it: pip install -e ".[mujoco]"'
 
@@ -63,7 +63,7 @@ def test_cost_parts_counts_the_iterations_and_reward_steps_a_run_takes():
                             heldout_pairs=10, buffer_episodes=8)
     true_reward, learned_reward, reward_model = cost_parts(config)
     assert train_true_reward_agent(config).model._n_updates == true_reward.steps * config.n_epochs
-    with optimizer_steps() as counts:
+    with optimizer_step_counts() as counts:
         run = train_from_preferences(config, 12)
     assert run.model._n_updates == learned_reward.steps * config.n_epochs
     ensemble = {id(p) for p in run.ensemble.parameters()}

@@ -23,7 +23,7 @@ from rfy.randwire.cost import network_probe
 from rfy.randwire.train import load_data
 from rfy.runtime import torch_threads
 from tests.full_size import take_real_steps
-from tests.probe_trained import checked, optimizer_steps
+from probe_checks import checked, optimizer_step_counts
 
 HEADLINE = "WS(4, 0.75)"
 SMALL_BATCH, SMALL_EVALUATION = 8, 16
@@ -59,7 +59,7 @@ def test_cost_parts_counts_the_steps_the_reduced_run_takes():
     data = load_data(config)
     steps: dict[str, int] = {}
     for name, instance in network_list(config):
-        with optimizer_steps() as counts:
+        with optimizer_step_counts() as counts:
             train_one(config, data, name, instance)
         steps[name] = steps.get(name, 0) + sum(count for _, count in counts)
     assert steps == {part.name: part.steps for part in cost_parts(config)}
