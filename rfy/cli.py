@@ -272,6 +272,7 @@ def estimate_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"chapter {args.chapter!r} cannot be estimated yet; chapters that can: "
                           f"{tuple(c.slug for c in chapters.all_chapters() if c.cost_parts is not None)}")
     config = build_config(chapter, args.mode, 0, args.device, [])
+    check_optional_packages(chapter, config)
     device = select_device(config.device)
     on_gpu = device.type == "cuda"
     steps = args.steps if args.steps is not None else (10 if on_gpu else 2)

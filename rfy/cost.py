@@ -26,6 +26,7 @@ import re
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ import torch
 
 from rfy.errors import ConfigError
 from rfy.files import atomic_write_text
+from rfy.results import git_commit, library_versions
 from rfy.runtime import hardware_info
 
 #: Colab's free GPU (a T4) has 16 GB, of which about 15 GiB can be allocated.
@@ -194,8 +196,6 @@ def device_slug(name: str) -> str:
 def estimate(chapter: str, config: Any, parts: list[CostPart], device: torch.device, *, steps: int,
              warmup: int = 1) -> Estimate:
     """Measure every part of ``config``'s preset on ``device`` (see ``measure_part``)."""
-    from rfy.results import git_commit, library_versions
-
     if steps < 1:
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
     if not parts:
@@ -226,8 +226,6 @@ def read_estimates(root: Path, chapter: str) -> list[Estimate]:
         try:
             estimates.append(Estimate.from_dict(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, KeyError):
-            import warnings
-
             warnings.warn(f"skipped: {path} is not a valid estimate record", stacklevel=2)
     return sorted(estimates, key=lambda item: item.device_name)
 

@@ -88,7 +88,7 @@ def test_estimate_names_a_missing_optional_package(monkeypatch: pytest.MonkeyPat
 
     chapter = chapters.chapter("semi-unsupervised")
     monkeypatch.setattr(chapters, "chapter", lambda slug: SimpleNamespace(
-        slug=slug, heading="2. Semi", Config=chapter.Config,
+        slug=slug, heading="2. Semi", Config=chapter.Config, optional_packages=None,
         cost_parts=lambda config: [CostPart("trunk", 10, needs_torchvision)]))
     assert main(["estimate", "semi-unsupervised", "--device", "cpu", "--no-record"]) == 2
     assert "needs the package 'torchvision': pip install torchvision" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """What the chapter's presets cost: each model's real training step on data of the real shape (``rfy.cost``)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from rfy.cost import CostPart, Probe
@@ -48,7 +50,8 @@ def model_probe(kind: str, config: Config, device: torch.device) -> Probe:
 def _parts_of(config: Config, label: str) -> list[CostPart]:
     data = synthetic_data(config)
     steps = config.epochs * steps_per_epoch(data, config) * config.repeats
-    evaluations = config.repeats * (-(-len(data.X_val) // EVALUATION_BATCH) - (-len(data.X_test) // EVALUATION_BATCH))
+    evaluations = config.repeats * (math.ceil(len(data.X_val) / EVALUATION_BATCH)
+                                    + math.ceil(len(data.X_test) / EVALUATION_BATCH))
     return [CostPart(f"{NAMES[kind]} on {label}", steps,
                      lambda device, kind=kind: model_probe(kind, config, device), evaluations,
                      warmup=TrainingStep.GRAPH_WARMUP + 1)  # ordinary steps, then the capture
