@@ -471,3 +471,15 @@ def test_resumable_loop_restores_parts_random_streams_and_values(tmp_path):
     assert unsaved.resume() is None
     with pytest.raises(ValueError, match="reserved"):
         ResumableLoop(None, {"rng": model})
+
+
+def test_run_seeds_of_sweep_seeds_zero_to_nine_are_disjoint_blocks():
+    @dataclasses.dataclass(frozen=True)
+    class Repeated(RunConfig):
+        repeats: int = 3
+
+    blocks = [Repeated(seed=seed).seeds for seed in range(10)]
+    assert blocks[0] == (0, 1, 2) and blocks[1] == (3, 4, 5) and blocks[9] == (27, 28, 29)
+    assert len({inner for block in blocks for inner in block}) == 30  # no inner run shared between sweep seeds
+    assert ToyConfig(seed=4).seeds == (4,) and ToyConfig(seed=4).run_seeds(2) == (8, 9)
+    assert Repeated(seed=2**31 - 1).seeds == (2**31 - 3, 2**31 - 2, 2**31 - 1)  # below 2**31, like every seed
