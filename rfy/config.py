@@ -116,6 +116,21 @@ class RunConfig:
         """True when every field equals the preset of this mode (the seed and device may differ)."""
         return not self.differences(self.preset().to_dict())
 
+    def run_seeds(self, count: int | None = None) -> tuple[int, ...]:
+        """The seeds of ``count`` independent inner runs (repeats, agents): ``seed·count + i`` for ``i < count``.
+
+        Run seeds 0, 1, 2, … draw disjoint blocks (seed 1 with three repeats: 3, 4, 5), so a sweep over
+        run seeds never trains the same inner run twice. ``count`` defaults to the config's ``repeats``
+        field, or 1 for a config without one. Seeds wrap below 2**31, the bound every seed keeps.
+        """
+        count = getattr(self, "repeats", 1) if count is None else count
+        return tuple((self.seed * count + i) % 2**31 for i in range(count))
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds of the run's repeats: ``run_seeds()``."""
+        return self.run_seeds()
+
 
 MISSING = "<missing>"
 

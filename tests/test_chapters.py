@@ -201,3 +201,9 @@ def test_the_core_never_imports_a_chapter_and_the_import_graph_has_no_cycle():
     finished: set[str] = set()
     for module in sorted(graph):
         assert cycle_from(module, []) is None, f"import cycle: {' -> '.join(cycle_from(module, []))}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_sweep_seeds_zero_to_nine_never_share_an_inner_run(chapter):
+    inner = [chapter.Config.reduced(seed=seed).seeds for seed in range(10)]
+    assert all(inner) and len({s for block in inner for s in block}) == sum(len(block) for block in inner)

@@ -479,3 +479,15 @@ def test_git_commit_of_a_copied_tree_is_the_named_one_marked_as_a_copy(tmp_path,
     assert git_commit(tmp_path) == "unknown"
     monkeypatch.setenv("RFY_GIT_COMMIT", "abc123")
     assert git_commit(tmp_path) == "abc123-copy"
+
+
+def test_run_seeds_of_sweep_seeds_zero_to_nine_are_disjoint_blocks():
+    @dataclasses.dataclass(frozen=True)
+    class Repeated(RunConfig):
+        repeats: int = 3
+
+    blocks = [Repeated(seed=seed).seeds for seed in range(10)]
+    assert blocks[0] == (0, 1, 2) and blocks[1] == (3, 4, 5) and blocks[9] == (27, 28, 29)
+    assert len({inner for block in blocks for inner in block}) == 30  # no inner run shared between sweep seeds
+    assert ToyConfig(seed=4).seeds == (4,) and ToyConfig(seed=4).run_seeds(2) == (8, 9)
+    assert Repeated(seed=2**31 - 1).seeds == (2**31 - 3, 2**31 - 2, 2**31 - 1)  # below 2**31, like every seed

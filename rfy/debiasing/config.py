@@ -63,8 +63,3 @@ class Config(RunConfig):
             check_positive(field, getattr(self, field), allow_zero=True)
         if not self.alphas or not all(isinstance(a, (int, float)) and a > 0 and math.isfinite(a) for a in self.alphas):
             raise ConfigError(f"alphas must be a non-empty tuple of finite numbers > 0, got {self.alphas!r}")
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        """The seeds of the repeated runs: ``seed, seed + 1, …``."""
-        return tuple(range(self.seed, self.seed + self.repeats))

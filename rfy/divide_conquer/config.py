@@ -99,11 +99,6 @@ class Config(RunConfig):
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be True or False, got {self.mixed_precision!r}")
 
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        """The seeds of the repeated runs: ``seed, seed + 1, …``."""
-        return tuple(range(self.seed, self.seed + self.repeats))
-
     def phase(self, epoch: int) -> str:
         """The phase at ``epoch``: ``"slices"``, ``"full"`` (whole embedding, batches still per cluster)
         or ``"finetune"`` (K = 1, batches from all the data)."""

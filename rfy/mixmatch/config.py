@@ -82,8 +82,3 @@ class Config(RunConfig):
             raise ConfigError(f"target_errors must be percentages between 0 and 100, got {self.target_errors!r}")
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be True or False, got {self.mixed_precision!r}")
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        """The seeds of the repeated runs: ``seed, seed + 1, …``."""
-        return tuple(range(self.seed, self.seed + self.repeats))

@@ -144,11 +144,9 @@ def random_run(config: Config) -> AgentRun:
 
 
 def agent_seeds(config: Config) -> list[int]:
-    """The seeds of the ``config.agents`` agents of each kind: ``a·seed, …, a·seed + a − 1`` for ``a`` agents.
-
-    Seeds 0, 1, 2, … of a run thus train disjoint sets of agents (seed 1 with three agents: 3, 4, 5).
-    """
-    return [(config.seed * config.agents + i) % 2**31 for i in range(config.agents)]
+    """The seeds of the ``config.agents`` agents of each kind: ``config.run_seeds(agents)``, i.e.
+    ``a·seed, …, a·seed + a − 1`` for ``a`` agents, so run seeds 0, 1, 2, … train disjoint sets of agents."""
+    return list(config.run_seeds(config.agents))
 
 
 def true_reward_ppo(config: Config, seed: int, device: torch.device | str = "cpu") -> PPO:

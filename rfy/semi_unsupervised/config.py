@@ -77,11 +77,6 @@ class Config(RunConfig):
         return dataclasses.replace(self, dataset="prototypes", stand_in=False)
 
     @property
-    def seeds(self) -> tuple[int, ...]:
-        """The seeds of the repeated runs: ``seed, seed + 1, …``."""
-        return tuple(range(self.seed, self.seed + self.repeats))
-
-    @property
     def n_clusters(self) -> int:
         """Outputs of $q(y\\mid x)$: one per class plus the extra clusters."""
         return N_CLASSES + self.extra_clusters

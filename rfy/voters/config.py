@@ -113,11 +113,6 @@ class Config(RunConfig):
                 raise ConfigError(f"{field} must be True or False, got {getattr(self, field)!r}")
 
     @property
-    def seeds(self) -> tuple[int, ...]:
-        """The seeds of the repeated simulations: ``seed, seed + 1, …``."""
-        return tuple(range(self.seed, self.seed + self.repeats))
-
-    @property
     def num_traits(self) -> int:
         """Three traits in the simulation (smart, trustworthy, attractive); one (beauty) on SCUT-FBP5500."""
         return len(TRAIT_NAMES) if self.dataset == SIMULATION else 1
