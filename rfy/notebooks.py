@@ -6,6 +6,7 @@ re-running a notebook only changes its real outputs.
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import os
 import re
@@ -101,15 +102,59 @@ def write_student_copies(paths: list[Path], folder: Path) -> list[Path]:
     return written
 
 
+RST_MATH = re.compile(r":math:`([^`]*)`")
+RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def docstring_markdown(text: str) -> str:
+    """A docstring as Markdown for the page: ``:math:`x``` becomes ``$x$`` (rendered by MathJax) and
+    reStructuredText's double-backtick literals become single-backtick code."""
+    return RST_LITERAL.sub(r"`\1`", RST_MATH.sub(r"$\1$", inspect.cleandoc(text)))
+
+
+def split_docstrings(source: str) -> tuple[str, list[tuple[str, str]]]:
+    """``source`` without the docstrings of its functions and classes, and those docstrings as
+    ``(qualified name, text)`` in source order. A body left empty gets ``...``."""
+    tree = ast.parse(source)
+    lines, found, removed = source.splitlines(), [], set()
+    empty_bodies = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                text = ast.get_docstring(child, clean=False)
+                if text is not None:
+                    first = child.body[0]
+                    found.append((name, text))
+                    removed.update(range(first.lineno - 1, first.end_lineno))
+                    if first.end_lineno < len(lines) and not lines[first.end_lineno].strip():
+                        removed.add(first.end_lineno)  # the blank line after the docstring
+                    if len(child.body) == 1:
+                        empty_bodies[first.lineno - 1] = " " * first.col_offset + "..."
+                visit(child, f"{name}.")
+
+    visit(tree, "")
+    kept = [empty_bodies[i] if i in empty_bodies else line for i, line in enumerate(lines)
+            if i not in removed or i in empty_bodies]
+    return "\n".join(kept), found
+
+
 def source_block(obj: Any) -> Any:
-    """The source of ``obj`` (a function, class or module) as a highlighted Python block.
+    """The source of ``obj`` (a function, class or module) as a highlighted Python block, its
+    docstrings taken out of the code and shown above it as Markdown with their math rendered.
 
     Returned as Markdown so that Jupyter and the built book both highlight it; the page shows
     exactly the package's code, so the two cannot drift.
     """
     from IPython.display import Markdown
 
-    return Markdown("```python\n" + textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n```")
+    code, docstrings = split_docstrings(textwrap.dedent(inspect.getsource(obj)))
+    own_name = getattr(obj, "__name__", None)
+    notes = [docstring_markdown(text) if index == 0 and name == own_name else f"`{name}`: {docstring_markdown(text)}"
+             for index, (name, text) in enumerate(docstrings)]
+    prose = "\n\n".join(notes)
+    return Markdown((prose + "\n\n" if prose else "") + "```python\n" + code.rstrip() + "\n```")
 
 
 def show_source(*objects: Any) -> None:

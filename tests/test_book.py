@@ -85,7 +85,21 @@ def test_source_block_is_a_highlighted_python_block_of_the_real_source():
     from rfy.notebooks import source_block
 
     block = source_block(at_least).data
-    assert block.startswith("```python\ndef at_least(") and block.endswith("\n```")
+    prose, code = block.split("```python\n")
+    assert prose.strip() == "The claim `measured ≥ threshold`."
+    assert code.startswith("def at_least(") and code.endswith("\n```") and '"""' not in code
+    compile(code.removesuffix("```"), "at_least", "exec")  # still valid Python without its docstring
+
+
+def test_source_block_renders_docstring_math_and_leaves_no_tex_in_the_code():
+    from rfy.notebooks import docstring_markdown, split_docstrings
+
+    assert docstring_markdown("Loss :math:`\\mathcal L(x)` of ``x``.") == "Loss $\\mathcal L(x)$ of `x`."
+    source = 'class A:\n    """Outer $a$."""\n\n    def f(self):\n        """Inner $b$."""\n\n    def g(self):\n        return 1\n'
+    code, docstrings = split_docstrings(source)
+    assert docstrings == [("A", "Outer $a$."), ("A.f", "Inner $b$.")]
+    assert "$" not in code and "    def f(self):\n        ...\n" in code
+    compile(code, "A", "exec")
 
 
 def test_stray_math_finds_dollars_and_tex_outside_math_and_code():
