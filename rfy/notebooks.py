@@ -176,11 +176,10 @@ def show_claims(claims: list) -> None:
 
 INSTALL_TAG = "rfy-install"
 INSTALL_NOTE = (
-    "**Run this page yourself.** On Colab or Binder (the rocket icon above) or in any fresh Python, the "
-    "next cell installs `rfy`, the package that holds this chapter's code, from the book's repository at "
-    "the release this page was built from; where `rfy` is already installed (`make lab`) it does nothing. "
-    "Colab already has PyTorch; pick a GPU runtime for `mode = \"full\"`. {doc}`../book/running` has the "
-    "other ways to run it.")
+    "**Run this page yourself** on Colab or Binder (the rocket icon above): the collapsed cell below installs "
+    "`rfy` when it is missing ({doc}`../book/running` has the other ways).")
+#: The install cell's tags: found by ``sync_install_cell``, its code collapsed on the book's page.
+INSTALL_CELL_TAGS = [INSTALL_TAG, "hide-input"]
 
 
 def install_cell_source(repository: str, ref: str, extras: str = "") -> str:
@@ -214,7 +213,7 @@ def sync_install_cell(notebook: nbformat.NotebookNode, source: str) -> nbformat.
              if INSTALL_TAG not in cell.metadata.get("tags", [])
              and not (cell.cell_type == "code" and "find_spec(\"rfy\")" in cell.source)]
     note = nbformat.v4.new_markdown_cell(INSTALL_NOTE, metadata={"tags": [INSTALL_TAG]})
-    code = nbformat.v4.new_code_cell(source, metadata={"tags": [INSTALL_TAG]})
+    code = nbformat.v4.new_code_cell(source, metadata={"tags": list(INSTALL_CELL_TAGS)})
     title = next(i for i, cell in enumerate(cells) if cell.cell_type == "markdown")
     notebook.cells = cells[:title + 1] + [note, code] + cells[title + 1:]
     return notebook
@@ -238,10 +237,10 @@ def sync_install_cells(paths: list[Path], config_path: Path, extras: dict[str, s
     changed = []
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
-        before = [cell.source for cell in notebook.cells]
+        before = [(cell.source, cell.metadata.get("tags")) for cell in notebook.cells]
         source = install_cell_source(url, ref, extras.get(path.stem, ""))
         sync_install_cell(notebook, source)
-        if [cell.source for cell in notebook.cells] != before:
+        if [(cell.source, cell.metadata.get("tags")) for cell in notebook.cells] != before:
             nbformat.write(notebook, path)
             changed.append(path)
     return changed

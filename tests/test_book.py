@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from rfy.chapters import all_chapters
-from rfy.notebooks import INSTALL_TAG, book_repository, install_cell_source, strip_timing_metadata, sync_install_cell
+from rfy.notebooks import (INSTALL_CELL_TAGS, INSTALL_NOTE, INSTALL_TAG, book_repository, install_cell_source,
+                           strip_timing_metadata, sync_install_cell)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "book" / "_ext")]
@@ -46,6 +47,8 @@ def test_notebook_outputs_are_clean_and_install_from_the_configured_repository(p
     assert [cell.cell_type for cell in install] == ["markdown", "code"], "run `sync_install_cells` on the notebook"
     assert install[1].source == install_cell_source(url, ref, EXTRAS.get(path.stem, ""))
     assert notebook.cells.index(install[0]) == 1, "the install note follows the title cell"
+    assert install[0].source == INSTALL_NOTE and "\n" not in INSTALL_NOTE  # one visible line on the page
+    assert install[1].metadata["tags"] == INSTALL_CELL_TAGS  # the code collapsed in the book
     assert "papermill" not in notebook.metadata
     for cell in notebook.cells:
         assert all(output.get("output_type") != "error" for output in cell.get("outputs", []))
