@@ -36,6 +36,7 @@ from typing import Any
 from rfy import data
 from rfy import chapters
 from rfy.checkpoint import STATE_FILE, RunState
+from rfy.claims import HELD_OUT_SEEDS, TUNING_SEEDS, seed_range
 from rfy.config import MODES, RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences
 from rfy.contract import Chapter
 from rfy.distributed import process_rank
@@ -222,6 +223,11 @@ def claims_command(args: argparse.Namespace) -> int:
     chosen = [record for record in chosen if record.seed in configs]
     print(f"\n{chapter.heading}: claims over seeds {args.seeds} (reduced preset)\n")
     print(claims_sweep_table(claim_summary(chosen, chapter.claims)), end="")
+    held_out = [seed for seed in seeds if seed in HELD_OUT_SEEDS]
+    if held_out:
+        print(f"\nSeeds {seed_range(HELD_OUT_SEEDS)} are held out: the thresholds were set on seeds "
+              f"{seed_range(TUNING_SEEDS)} and frozen before these ran. Do not change a claim after seeing them; "
+              f"each record stores its claims' digests, and the robustness page marks a claim changed since.")
     return 0
 
 
@@ -393,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "current preset config, and resuming a seed that was interrupted. Then print, for each claim, "
                     "the seeds passed / seeds run and the median and range of the measured value.")
     claims.add_argument("chapter", choices=chapters.slugs())
-    claims.add_argument("--seeds", default="0-9", help="seeds to run: 0-9, 0,3,5 or 3 (default 0-9)")
+    claims.add_argument("--seeds", default=seed_range(TUNING_SEEDS),
+                        help=f"seeds to run: 0-9, 0,3,5 or 3 (default {seed_range(TUNING_SEEDS)}, the seeds the "
+                             f"thresholds were set on; {seed_range(HELD_OUT_SEEDS)} are the held-out seeds)")
     claims.add_argument("--force", action="store_true", help="run every seed again, even when its record exists")
     _add_folder_options(claims)
     claims.set_defaults(handler=claims_command)
@@ -428,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
         "results",
         help="print the reproduction, claims-over-seeds or cost table (from results/), or the chapters' table",
         description="table: the paper's numbers beside our preset runs on the same data. robustness: each "
-                    "claim's seeds passed / seeds run, from the preset reduced-mode records, with their commits. "
+                    "claim's seeds passed / seeds run on the seeds its threshold was set on (0-9) and on the "
+                    "held-out seeds (10-19), from the preset reduced-mode records, with their commits. "
                     "costs: what each chapter's full preset costs, from the estimate records ('rfy estimate'). "
                     "chapters: the landing page's table of chapters, from the registry.")
     results.add_argument("action", choices=("table", "robustness", "costs", "chapters"))

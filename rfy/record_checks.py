@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rfy.claims import claim_digest
 from rfy.config import MODES
 from rfy.errors import CorruptFileError
 from rfy.runtime import MAX_SEED
@@ -46,9 +47,10 @@ def checked_record_fields(data: Any, path: Path | None = None) -> dict[str, Any]
     ``path`` is given); ``mode`` is one of ``MODES``; ``seed`` an integer in ``[0, MAX_SEED]`` equal to
     the config's; every metric a real number of magnitude at most ``MAX_METRIC_MAGNITUDE`` or null;
     ``finished_at`` an ISO 8601 time; ``wall_time_s`` a finite number ≥ 0; ``preset`` a boolean or
-    null; each claim an object with a string ``key``, a boolean ``holds`` and a real (or null)
-    ``measured``. Returns the fields with null measurements as NaN; raises ``CorruptFileError``
-    with a one-line reason otherwise.
+    null; each claim an object with a string ``key``, a boolean ``holds``, a real (or null)
+    ``measured`` and, where it has a ``digest``, the digest of its stored definition
+    (``rfy.claims.claim_digest``: a threshold edited after the run no longer matches). Returns the
+    fields with null measurements as NaN; raises ``CorruptFileError`` with a one-line reason otherwise.
     """
     if not isinstance(data, dict):
         raise CorruptFileError("a run record is a JSON object")
@@ -94,6 +96,9 @@ def _checked_claim(claim: Any) -> dict[str, Any]:
     checked = {**claim, "measured": _measured(f"claim {claim['key']!r}: measured", claim.get("measured"))}
     if claim.get("threshold") is not None:
         checked["threshold"] = _measured(f"claim {claim['key']!r}: threshold", claim["threshold"])
+    if "digest" in claim and claim["digest"] != claim_digest(checked):
+        raise CorruptFileError(f"claim {claim['key']!r}: digest {claim['digest']!r} is not that of its key, statement, "
+                               f"comparison, threshold and unit (they were changed after the run)"[:300])
     return checked
 
 

@@ -9,8 +9,9 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from rfy.claims import HELD_OUT_SEEDS, SYMBOLS, TUNING_SEEDS, Claim, claim_digest, seed_range
 from rfy.config import MODES, config_differences
 from rfy.results import RunRecord, read_records
 
@@ -115,6 +116,25 @@ def _number(value: float, decimals: int) -> str:
     return "0" if text.strip("-0.") == "" else text.replace("-", "−")
 
 
+class _Notes:
+    """Footnotes numbered in the order they are first marked."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def mark(self, text: str) -> str:
+        """The superscript number of ``text`` (added if new); "" for no text."""
+        if not text:
+            return ""
+        if text not in self.texts:
+            self.texts.append(text)
+        return str(self.texts.index(text) + 1).translate(SUPERSCRIPTS)
+
+    def markdown(self) -> str:
+        """``Notes:`` and the numbered texts, one a line; "" without notes."""
+        return "Notes:\n" + "\n".join(f"{i}. {t}" for i, t in enumerate(self.texts, start=1)) if self.texts else ""
+
+
 def markdown_table(rows: list[dict[str, Any]], *, cite: bool = True) -> str:
     """Render reproduction rows as a Markdown table, notes as numbered footnotes below it.
 
@@ -123,15 +143,7 @@ def markdown_table(rows: list[dict[str, Any]], *, cite: bool = True) -> str:
     preset, with the row's ``decimals``, or "not run yet". With ``cite`` the paper's value carries a
     MyST ``{cite}`` role (for book pages); notebooks, whose outputs are plain Markdown, leave it out.
     """
-    notes: list[str] = []
-
-    def mark(text: str) -> str:
-        if not text:
-            return ""
-        if text not in notes:
-            notes.append(text)
-        return str(notes.index(text) + 1).translate(SUPERSCRIPTS)
-
+    notes = _Notes()
     lines = ["| Chapter | Quantity | Data | Paper | Ours | Runs |", "|---|---|---|---|---|---|"]
     for row in rows:
         digits = int(row.get("decimals", 2))
@@ -145,14 +157,13 @@ def markdown_table(rows: list[dict[str, Any]], *, cite: bool = True) -> str:
             ours = _number(row["ours"], digits)
         runs = str(row.get("runs", 0) or "—")
         if row.get("left_out"):
-            runs += mark(f"{row['chapter']}, {row['mode']} mode: {row['left_out']} record(s) left out because "
-                         f"their config differs from the preset ({', '.join(row['left_out_fields'])}).")
-        quantity = row["quantity"] + mark(row.get("note", ""))
+            runs += notes.mark(f"{row['chapter']}, {row['mode']} mode: {row['left_out']} record(s) left out "
+                               f"because their config differs from the preset ({', '.join(row['left_out_fields'])}).")
+        quantity = row["quantity"] + notes.mark(row.get("note", ""))
         lines.append(f"| {row['chapter']} | {quantity} | {row.get('data') or '—'} | {paper} | {ours} | {runs} |")
-    footer = "".join(f"\n{index}. {text}" for index, text in enumerate(notes, start=1))
     explanation = ("\n*Ours*: mean ± standard deviation over our runs of the chapter's preset (one per seed); "
                    "*Runs*: how many. *Paper*: the paper's value on the same data, — where it reports none.")
-    return "\n".join(lines) + "\n" + explanation + ("\n\nNotes:\n" + footer.lstrip("\n") if notes else "") + "\n"
+    return "\n".join(lines) + "\n" + explanation + (f"\n\n{notes.markdown()}" if notes.texts else "") + "\n"
 
 
 # Claims over seeds -------------------------------------------------------------------------------
@@ -191,11 +202,21 @@ def claim_summary(records: list[RunRecord], claims_fn: Any = None) -> list[dict[
     return list(summary.values())
 
 
-SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
-
-
 def _claim_value(entry: dict[str, Any], value: float) -> str:
     return "—" if not math.isfinite(value) else _number(value, entry["decimals"]) + entry["unit"]
+
+
+def _threshold(entry: dict[str, Any]) -> str:
+    if entry["threshold"] is None:
+        return "—"
+    return f"{SYMBOLS.get(entry['comparison'], entry['comparison'])} {_claim_value(entry, float(entry['threshold']))}"
+
+
+def _sweep_cells(entry: dict[str, Any]) -> list[str]:
+    """Seeds passed / run (naming the seeds it fails on), median and range of one ``claim_summary`` entry."""
+    failed = f" (fails on seed {', '.join(map(str, entry['failed_seeds']))})" if entry["failed_seeds"] else ""
+    return [f"{entry['passed']}/{entry['run']}{failed}", _claim_value(entry, entry["median"]),
+            f"{_claim_value(entry, entry['min'])} to {_claim_value(entry, entry['max'])}"]
 
 
 def claims_sweep_table(summary: list[dict[str, Any]], *, chapter: str | None = None) -> str:
@@ -204,12 +225,8 @@ def claims_sweep_table(summary: list[dict[str, Any]], *, chapter: str | None = N
     lines = [f"{head}| Claim | Threshold | Seeds passed | Median | Range |",
              "|---" * (6 if chapter else 5) + "|"]
     for entry in summary:
-        failed = f" (fails on seed {', '.join(map(str, entry['failed_seeds']))})" if entry["failed_seeds"] else ""
-        threshold = (f"{SYMBOLS.get(entry['comparison'], entry['comparison'])} "
-                     f"{_claim_value(entry, float(entry['threshold']))}" if entry["threshold"] is not None else "—")
-        lines.append(f"{f'| {chapter} ' if chapter else ''}| {entry['statement']} | {threshold} "
-                     f"| {entry['passed']}/{entry['run']}{failed} | {_claim_value(entry, entry['median'])} "
-                     f"| {_claim_value(entry, entry['min'])} to {_claim_value(entry, entry['max'])} |")
+        cells = [entry["statement"], _threshold(entry), *_sweep_cells(entry)]
+        lines.append(f"{f'| {chapter} ' if chapter else ''}| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -217,33 +234,110 @@ def _short_commit(commit: str) -> str:
     return commit[:10] + ("-dirty" if commit.endswith("-dirty") else "") if commit != "unknown" else commit
 
 
+def _commits(records: list[RunRecord]) -> str:
+    commits = sorted({_short_commit(r.git_commit) for r in records})
+    return f"commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}"
+
+
+def _definition(claim: dict[str, Any]) -> str:
+    """``“statement” ≥ 0.8 unit``: a stored claim's definition in words."""
+    threshold = claim.get("threshold")
+    bound = "—" if threshold is None else f"{float(threshold):g}{claim.get('unit', '')}"
+    comparison = str(claim.get("comparison", "?"))
+    return f"“{claim.get('statement', claim['key'])}” {SYMBOLS.get(comparison, comparison)} {bound}"
+
+
+def definition_changes(record: RunRecord, claims_fn: Callable[[dict[str, float]], list[Claim]]) -> dict[str, str]:
+    """Each claim whose definition in ``record`` (as stored when it ran) differs from ``claims_fn`` on its metrics.
+
+    Two definitions are the same when their digests (``rfy.claims.claim_digest`` of key, statement,
+    comparison, threshold and unit) are equal. Returns ``{key: what changed}`` for a claim stored with
+    another definition, one stored but not made now, and one made now but not stored (added after the
+    run); ``{}`` when no claim changed. A ``claims_fn`` that cannot be computed on the metrics makes no claim.
+    """
+    stored = {claim["key"]: claim for claim in record.claims}
+    try:
+        current = {claim.key: claim.to_dict() for claim in claims_fn(dict(record.metrics))}
+    except (KeyError, ValueError, TypeError, ZeroDivisionError):
+        current = {}
+    changes = {}
+    for key in [*stored, *(key for key in current if key not in stored)]:
+        old, new = stored.get(key), current.get(key)
+        if new is None:
+            changes[key] = f"run as {_definition(old)}, not made by the current claims"
+        elif old is None:
+            changes[key] = f"added after the run, as {_definition(new)}"
+        elif old.get("digest", claim_digest(old)) != new["digest"]:
+            changes[key] = f"run as {_definition(old)}, now {_definition(new)}"
+    return changes
+
+
 def robustness_table(chapters: list[Chapter], root: Path | None = None) -> str:
     """The book's "How robust is each claim?" table, from the preset reduced-mode records of every chapter.
 
-    One row per claim: seeds passed / seeds run (naming the seeds it fails on), the median and the
-    range of the measured value; below it, the seeds and the commit(s) the records came from. A
-    chapter without records says how to make them. Only real records count: each config must equal
-    the chapter's current preset (``preset_records``).
+    One row per claim, with two groups of columns: the seeds the thresholds were set on
+    (``TUNING_SEEDS``), each claim recomputed from the record's metrics by the chapter's current
+    ``claims``; and the held-out seeds (``HELD_OUT_SEEDS``), each claim as stored in the record when
+    it ran (its threshold then). Each group gives seeds passed / seeds run (naming the seeds it fails
+    on), the median and the range of the measured value. A claim whose definition changed after the
+    held-out run (``definition_changes``) carries a note saying how. Below the table: the seeds and
+    commit(s) of each group. Only records whose config is the chapter's current preset count
+    (``preset_records``); seeds in neither group are listed, not counted.
     """
-    lines = ["| Chapter | Claim | Threshold | Seeds passed | Median | Range |", "|---|---|---|---|---|---|"]
-    provenance = []
+    tuning_seeds, held_out_seeds = seed_range(TUNING_SEEDS), seed_range(HELD_OUT_SEEDS)
+    lines = [f"| Chapter | Claim | Threshold | Set on seeds {tuning_seeds}: passed | Median | Range "
+             f"| Held out, seeds {held_out_seeds}: passed | Median | Range |", "|---" * 9 + "|"]
+    notes, provenance = _Notes(), []
     for chapter in chapters:
         slug = chapter.slug
-        records, _ = preset_records(slug, "reduced", root, config_class=chapter.Config)
-        summary = claim_summary(records, chapter.claims)
-        if not records:
-            lines.append(f"| {slug} | no seed sweep recorded yet (`python -m rfy claims {slug} --seeds 0-9`) "
-                         f"| — | — | — | — |")
+        records, others = preset_records(slug, "reduced", root, config_class=chapter.Config)
+        tuning = [r for r in records if r.seed in TUNING_SEEDS]
+        held_out = [r for r in records if r.seed in HELD_OUT_SEEDS]
+        command = f"`python -m rfy claims {slug} --seeds {{}}`"
+        if not tuning and not held_out:
+            lines.append(f"| {slug} | no seed sweep recorded yet ({command.format(tuning_seeds)}) |" + " — |" * 7)
             continue
-        if not summary:
-            lines.append(f"| {slug} | no claims recorded | — | 0/{len(records)} | — | — |")
-        else:
-            lines.extend(claims_sweep_table(summary, chapter=slug).splitlines()[2:])
-        commits = sorted({_short_commit(r.git_commit) for r in records})
-        seeds = ", ".join(str(r.seed) for r in records)
-        provenance.append(f"- {chapter.heading}: seeds {seeds}; "
-                          f"commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}")
-    table = "\n".join(lines) + "\n"
+        tuned = {entry["key"]: entry for entry in claim_summary(tuning, chapter.claims)}
+        checked = {entry["key"]: entry for entry in claim_summary(held_out, None)}
+        changes: dict[str, list[str]] = {}
+        for record in held_out:
+            for key, change in definition_changes(record, chapter.claims).items():
+                changes.setdefault(key, [])
+                if change not in changes[key]:
+                    changes[key].append(change)
+        keys = [*tuned, *(key for key in checked if key not in tuned), *(key for key in changes
+                                                                         if key not in tuned and key not in checked)]
+        if not keys:
+            lines.append(f"| {slug} | no claims recorded |" + " — |" * 7)
+        for key in keys:
+            entry = tuned.get(key) or checked.get(key) or {"statement": key, "threshold": None}
+            if not tuning:
+                first = [f"not run yet: {command.format(tuning_seeds)}", "—", "—"]
+            else:
+                first = _sweep_cells(tuned[key]) if key in tuned else ["not made on these seeds", "—", "—"]
+            if not held_out:
+                second = [f"not run yet: {command.format(held_out_seeds)}", "—", "—"]
+            else:
+                second = _sweep_cells(checked[key]) if key in checked else ["not in the held-out records", "—", "—"]
+            if key in changes:
+                second[0] += notes.mark(f"{slug}, claim `{key}` changed after the held-out run: "
+                                        f"{'; '.join(changes[key])}. The held-out columns check it as it was run.")
+            cells = [slug, entry["statement"], _threshold(tuned[key]) if key in tuned else "—", *first, *second]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts = [f"set on seeds {', '.join(str(r.seed) for r in tuning)}; {_commits(tuning)}" if tuning
+                 else f"seeds {tuning_seeds} not run yet"]
+        parts.append(f"held out: seeds {', '.join(str(r.seed) for r in held_out)}, run at {_commits(held_out)}"
+                     if held_out else "held out: not run yet")
+        extra = [r.seed for r in records if r.seed not in TUNING_SEEDS and r.seed not in HELD_OUT_SEEDS]
+        if extra:
+            parts.append(f"also recorded, counted in neither group: seed{'s' if len(extra) > 1 else ''} "
+                         f"{', '.join(map(str, extra))}")
+        if others:
+            fields = sorted({name for _, differences in others for name in differences})
+            parts.append(f"{len(others)} record(s) left out, their config differs from the current preset "
+                         f"({', '.join(fields)})")
+        provenance.append(f"- {chapter.heading}: " + "; ".join(parts))
+    table = "\n".join(lines) + "\n" + (f"\n{notes.markdown()}\n" if notes.texts else "")
     if provenance:
         table += "\nRecords (reduced mode, the chapter's preset):\n\n" + "\n".join(provenance) + "\n"
     return table

@@ -52,8 +52,8 @@ def claims(metrics: dict[str, float]) -> list[Claim]:
         found.append(at_least(
             "sharpening-helps", "MixMatch without sharpening (T = 1) minus MixMatch error",
             unsharpened - mixmatch, SHARPENING_GAIN, unit=" points", decimals=1,
-            why="Two points is several times the spread of MixMatch's error over seeds (under one point "
-                "here), so a rise that large is not seed noise."))
+            why="Two points is several times the spread of MixMatch's error over seeds (the robustness page "
+                "shows it), so a rise that large is not seed noise."))
     if prefix == "cifar-10_250":
         value, spread = PAPER_CIFAR10_250
         found.append(at_most(

@@ -47,8 +47,8 @@ def claims(metrics: dict[str, float]) -> list[Claim]:
                      f"{n} comparisons can replace the reward: the best preference agent's share of the best "
                      "true-reward agent's gain over random",
                      metrics[f"preference_{n}_best_fraction"], SHARE_OF_GAIN,
-                     why="Test returns of agents that balance differ by up to a hundred or so between start states "
-                         "and runs, so we ask for most of the gain (80%), not all of it."),
+                     why="Test returns of agents that balance vary between start states and runs, so we ask for "
+                         "most of the gain (80%), not all of it."),
             at_least(f"preference_{n}_pair_accuracy",
                      f"the reward model behind that agent orders fresh pairs of clips as the true return does: "
                      "held-out pair accuracy",
