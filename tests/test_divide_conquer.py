@@ -53,7 +53,8 @@ def test_distance_weighted_sampling_draws_from_one_over_q():
     d = distances[0, 1:].clamp_min(0.5)
     w = d.pow(-(n - 2)) * (1 - d.pow(2) / 4).pow(-(n - 3) / 2) * (distances[0, 1:] < 1.4)
     expected = w / w.sum()
-    weights = distance_weights(distances, n)[0, 1:]
+    weights = distance_weights(distances, torch.ones(1, 6, dtype=torch.bool).index_fill(1, torch.tensor([0]), False),
+                               n)[0, 1:]
     assert torch.allclose(weights / weights.sum(), expected, atol=1e-5)
     generator = torch.Generator().manual_seed(0)
     drawn = sample_negatives(distances.expand(6, 6), labels, 50_000, sampler="distance-weighted", dim=n,
@@ -61,6 +62,26 @@ def test_distance_weighted_sampling_draws_from_one_over_q():
     frequency = torch.bincount(drawn, minlength=6)[1:].float() / 50_000
     assert torch.allclose(frequency, expected, atol=0.01)
     assert int(torch.bincount(drawn, minlength=6)[5]) == 0  # beyond β + α the loss is zero: never drawn
+
+
+def test_distance_weights_scale_by_the_largest_negative_not_by_the_anchor_or_its_positives():
+    # a 256-d anchor with a close positive (0.3) and negatives at 0.9, 1.1, 1.3 and 1.5 (beyond β + α = 1.4)
+    n = 256
+    distances = torch.tensor([0.0, 0.3, 0.9, 1.1, 1.3, 1.5])
+    labels = torch.tensor([0, 0, 1, 2, 3, 4])
+    table = (distances.unsqueeze(0) - distances.unsqueeze(1)).abs()  # points on a line: row 0 is the anchor
+    negatives = labels.unsqueeze(0) != labels.unsqueeze(1)
+    d = distances[2:5].double()
+    log_w = -(n - 2) * d.log() - (n - 3) / 2 * (1 - d.pow(2) / 4).log()
+    expected = (log_w - log_w.max()).exp()
+    drawn = sample_negatives(table, labels, 2_000, sampler="distance-weighted", dim=n,
+                             generator=torch.Generator().manual_seed(0))[0]
+    frequency = torch.bincount(drawn, minlength=6).double() / 2_000
+    assert frequency[5] == 0  # scaled by the anchor's weight, all negatives underflowed: drawn uniformly
+    assert torch.allclose(frequency[2:5], expected / expected.sum(), atol=0.01)
+    weights = distance_weights(table, negatives, n)[0]
+    assert weights[:2].tolist() == [0.0, 0.0] and weights[5] == 0.0  # not negatives, or beyond β + α
+    assert torch.allclose(weights[2:5].double(), expected, rtol=1e-4) and weights.max() == 1.0
 
 
 def test_official_sampler_takes_the_closest_negatives_beyond_the_cutoff():
