@@ -11,9 +11,9 @@ from torch import nn
 from rfy.checkpoint import RunState
 from rfy.errors import ConfigError
 from rfy.divide_conquer import (ClusterBatches, Config, batch_margin_loss, claims, cluster_features, clustering_nmi,
-                                distance_weights, domain_digits, full_embedding, margin_loss, match_clusters, nmi,
-                                pairwise_distances, read_cub, recall_at_k, run_experiment, sample_negatives,
-                                split_embedding, train)
+                                comparison_metrics, distance_weights, domain_digits, full_embedding, margin_loss,
+                                match_clusters, nmi, pairwise_distances, read_cub, recall_at_k, run_experiment,
+                                sample_negatives, split_embedding, train)
 from rfy.divide_conquer import data as dc_data
 from rfy.divide_conquer import models as dc_models
 
@@ -53,7 +53,8 @@ def test_distance_weighted_sampling_draws_from_one_over_q():
     d = distances[0, 1:].clamp_min(0.5)
     w = d.pow(-(n - 2)) * (1 - d.pow(2) / 4).pow(-(n - 3) / 2) * (distances[0, 1:] < 1.4)
     expected = w / w.sum()
-    weights = distance_weights(distances, n)[0, 1:]
+    weights = distance_weights(distances, torch.ones(1, 6, dtype=torch.bool).index_fill(1, torch.tensor([0]), False),
+                               n)[0, 1:]
     assert torch.allclose(weights / weights.sum(), expected, atol=1e-5)
     generator = torch.Generator().manual_seed(0)
     drawn = sample_negatives(distances.expand(6, 6), labels, 50_000, sampler="distance-weighted", dim=n,
@@ -61,6 +62,26 @@ def test_distance_weighted_sampling_draws_from_one_over_q():
     frequency = torch.bincount(drawn, minlength=6)[1:].float() / 50_000
     assert torch.allclose(frequency, expected, atol=0.01)
     assert int(torch.bincount(drawn, minlength=6)[5]) == 0  # beyond β + α the loss is zero: never drawn
+
+
+def test_distance_weights_scale_by_the_largest_negative_not_by_the_anchor_or_its_positives():
+    # a 256-d anchor with a close positive (0.3) and negatives at 0.9, 1.1, 1.3 and 1.5 (beyond β + α = 1.4)
+    n = 256
+    distances = torch.tensor([0.0, 0.3, 0.9, 1.1, 1.3, 1.5])
+    labels = torch.tensor([0, 0, 1, 2, 3, 4])
+    table = (distances.unsqueeze(0) - distances.unsqueeze(1)).abs()  # points on a line: row 0 is the anchor
+    negatives = labels.unsqueeze(0) != labels.unsqueeze(1)
+    d = distances[2:5].double()
+    log_w = -(n - 2) * d.log() - (n - 3) / 2 * (1 - d.pow(2) / 4).log()
+    expected = (log_w - log_w.max()).exp()
+    drawn = sample_negatives(table, labels, 2_000, sampler="distance-weighted", dim=n,
+                             generator=torch.Generator().manual_seed(0))[0]
+    frequency = torch.bincount(drawn, minlength=6).double() / 2_000
+    assert frequency[5] == 0  # scaled by the anchor's weight, all negatives underflowed: drawn uniformly
+    assert torch.allclose(frequency[2:5], expected / expected.sum(), atol=0.01)
+    weights = distance_weights(table, negatives, n)[0]
+    assert weights[:2].tolist() == [0.0, 0.0] and weights[5] == 0.0  # not negatives, or beyond β + α
+    assert torch.allclose(weights[2:5].double(), expected, rtol=1e-4) and weights.max() == 1.0
 
 
 def test_official_sampler_takes_the_closest_negatives_beyond_the_cutoff():
@@ -178,6 +199,7 @@ def test_training_improves_recall_and_resumes_from_its_checkpoint(tmp_path):
     longer = train(data, config.replace(epochs=3), 4, 0, checkpoint_path=tmp_path / "run.pt")
     assert [entry["epoch"] for entry in longer.history] == [1, 2, 3]
     assert longer.history[0] == first.history[0] and len(longer.assignments) == 3
+    assert longer.initial == first.initial and set(first.initial) == {"recall@1", "recall@2", "recall@4", "recall@8"}
 
 
 def test_run_experiment_end_to_end_metric_names_and_claims(tmp_path):
@@ -186,15 +208,32 @@ def test_run_experiment_end_to_end_metric_names_and_claims(tmp_path):
     for k in (4, 1):
         assert 0 <= metrics[f"k{k}_recall@1"] <= 100 and f"k{k}_epoch2_recall@1" in metrics
     assert metrics["gain_recall@1"] == pytest.approx(metrics["k4_recall@1"] - metrics["k1_recall@1"])
+    paired = metrics["k4_seed0_recall@1"] - metrics["k1_seed0_recall@1"]  # one repeat: the only pair
+    assert metrics["min_paired_gain_recall@1"] == pytest.approx(paired)
+    assert 0 <= metrics["k4_initial_recall@1"] <= 100
     assert {claim.key for claim in claims(metrics)} == {"recall1-gain", "training-transfers"}
 
 
 def test_claims_fail_when_the_learners_do_not_help():
-    metrics = {"k4_recall@1": 60.0, "k1_recall@1": 63.0, "gain_recall@1": -3.0, "gain_mean_recall@1_over_epochs": -1.0,
-               "k4_epoch1_recall@1": 55.0, "k4_epoch2_recall@1": 60.0}
+    metrics = {"k4_recall@1": 60.0, "k1_recall@1": 63.0, "gain_recall@1": -3.0, "min_paired_gain_recall@1": -3.0,
+               "k4_initial_recall@1": 55.0}
     verdict = {claim.key: claim.holds for claim in claims(metrics)}
     assert verdict == {"recall1-gain": False, "training-transfers": False}
     assert claims({"k1_recall@1": 60.0}) == []  # a run without the K = 4 arm has nothing to claim
+
+
+def test_the_gain_claim_fails_when_one_run_loses_although_the_mean_gains():
+    config = Config(repeats=3)
+    per_run = {4: (70.0, 72.0, 60.0), 1: (60.0, 61.0, 62.0)}  # paired gains 10, 11, -2: mean gain +6.3
+    runs = {(k, seed): {**{f"recall@{r}": value for r in config.recall_ks}, "nmi": 50.0, "initial_recall@1": 20.0,
+                        "mean_recall@1_over_epochs": value}
+            for k, values in per_run.items() for seed, value in zip(config.seeds, values)}
+    metrics = comparison_metrics(config, runs)
+    assert metrics["gain_recall@1"] == pytest.approx(19 / 3) and metrics["min_paired_gain_recall@1"] == -2.0
+    verdict = {claim.key: claim.holds for claim in claims(metrics)}
+    assert verdict == {"recall1-gain": False, "training-transfers": True}
+    runs[4, config.seeds[2]] = {**runs[4, config.seeds[2]], "recall@1": 64.0}  # the last run gains 2 as well
+    assert {claim.key: claim.holds for claim in claims(comparison_metrics(config, runs))}["recall1-gain"]
 
 
 def tiny_trunk() -> nn.Module:

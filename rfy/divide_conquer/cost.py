@@ -45,9 +45,10 @@ def split_sizes(config: Config) -> tuple[int, int]:
 
 
 def schedule(config: Config, learners: int) -> tuple[int, int]:
-    """(evaluations, re-clusterings) of one run with K = ``learners``, as ``train`` schedules them."""
-    evaluations = sum(1 for done in range(1, config.epochs + 1)
-                      if done % config.eval_every == 0 or done == config.epochs)
+    """(evaluations, re-clusterings) of one run with K = ``learners``, as ``train`` schedules them (the
+    evaluations include the one before the first step)."""
+    evaluations = 1 + sum(1 for done in range(1, config.epochs + 1)
+                          if done % config.eval_every == 0 or done == config.epochs)
     reclusterings = sum(1 for epoch in range(config.epochs) if learners > 1 and config.phase(epoch) != "finetune"
                         and epoch % config.recluster_every == 0)
     return evaluations, reclusterings

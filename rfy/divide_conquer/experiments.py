@@ -52,8 +52,10 @@ def specialisation(recall: torch.Tensor, shares: torch.Tensor) -> float:
 
 
 def run_metrics(result: TrainResult, data: RetrievalData) -> dict[str, float]:
-    """Final test metrics, R@1 after every evaluated epoch, and (K > 1) how the learners split the domains."""
+    """Final test metrics, R@1 before training and after every evaluated epoch, and (K > 1) how the learners
+    split the domains."""
     metrics = {name: value for name, value in result.final.items() if name not in ("epoch", "seconds", "loss")}
+    metrics["initial_recall@1"] = result.initial["recall@1"]
     metrics["train_seconds"] = result.train_seconds
     metrics["mean_recall@1_over_epochs"] = statistics.fmean(entry["recall@1"] for entry in result.history)
     for entry in result.history:
@@ -120,7 +122,11 @@ def compare(config: Config, state: RunState) -> Comparison:
 
 
 def comparison_metrics(config: Config, metrics: dict[tuple[int, int], dict[str, float]]) -> dict[str, float]:
-    """Flat metrics for a run record: ``k<K>_<name>`` means (and ``_std``) over seeds, gains, per-seed values."""
+    """Flat metrics for a run record: ``k<K>_<name>`` means (and ``_std``) over seeds, gains, per-seed values.
+
+    ``gain_<name>`` is the gain of the means, $\\bar m_K - \\bar m_1$; ``min_paired_gain_recall@1`` the smallest
+    gain of a run over the baseline run of the same seed (same data), $\\min_s (R@1_{K,s} - R@1_{1,s})$.
+    """
     flat: dict[str, float] = {}
     for k in arms(config):
         names = metrics[k, config.seeds[0]].keys()
@@ -134,6 +140,8 @@ def comparison_metrics(config: Config, metrics: dict[tuple[int, int], dict[str, 
     method, baseline = config.learners, config.baseline_learners
     for name in (*(f"recall@{k}" for k in config.recall_ks), "nmi", "mean_recall@1_over_epochs"):
         flat[f"gain_{name}"] = flat[f"k{method}_{name}"] - flat[f"k{baseline}_{name}"]
+    flat["min_paired_gain_recall@1"] = min(metrics[method, seed]["recall@1"] - metrics[baseline, seed]["recall@1"]
+                                           for seed in config.seeds)
     return flat
 
 

@@ -52,20 +52,24 @@ def margin_loss(d_ap: torch.Tensor, d_an: torch.Tensor, beta: float = 1.2, alpha
     return (positive.sum() + negative.sum()) / active.clamp_min(1)
 
 
-def distance_weights(distances: torch.Tensor, dim: int, cutoff: float = 0.5,
+def distance_weights(distances: torch.Tensor, negatives: torch.Tensor, dim: int, cutoff: float = 0.5,
                      nonzero_loss_cutoff: float = 1.4) -> torch.Tensor:
-    """Unnormalised sampling weights $w(D) \\propto 1 / q(D)$ of distance-weighted sampling (Wu et al. 2017).
+    """Sampling weights $w(D_{an}) \\propto 1 / q(D_{an})$ of distance-weighted sampling (Wu et al. 2017), 0 off
+    the ``negatives`` mask (``[..., B, B]``, True where $n$ is another class than $a$).
 
     On the unit sphere in $\\mathbb R^n$ pairwise distances have density
     $q(D) \\propto D^{n-2} \\left[1 - \\tfrac14 D^2\\right]^{(n-3)/2}$; weighting by $1/q$ draws negatives
     uniformly over distance. Distances are clamped below at ``cutoff`` (very close pairs give noisy
     gradients) and weights beyond ``nonzero_loss_cutoff`` (= β + α, where the loss is zero) are 0.
-    Computed in log space and normalised per row, so large $n$ does not overflow.
+    Computed in log space and divided by the row's largest negative weight,
+    $w_{an} = \\exp(\\log w(D_{an}) - \\max_{n'} \\log w(D_{an'}))$, so the largest is 1 whatever $n$ is.
+    The maximum runs over negatives only: the anchor itself ($D = 0$, clamped to the cutoff) and its close
+    positives have the largest $1/q$, and dividing by theirs pushes the negatives' weights below float32's
+    range: under $10^{-38}$ beyond $D = 1.2$ for $n = 128$, exactly 0 beyond $D = 0.8$ for $n = 256$.
     """
     clamped = distances.clamp_min(cutoff)
     log_q = (dim - 2.0) * clamped.log() + (dim - 3.0) / 2.0 * (1.0 - 0.25 * clamped.pow(2)).clamp_min(1e-8).log()
-    log_w = -log_q
-    log_w = log_w.masked_fill(distances >= nonzero_loss_cutoff, float("-inf"))
+    log_w = (-log_q).masked_fill((distances >= nonzero_loss_cutoff) | ~negatives, float("-inf"))
     row_max = log_w.amax(dim=-1, keepdim=True)
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     return (log_w - row_max).exp()
@@ -83,7 +87,7 @@ def sample_negatives(distances: torch.Tensor, labels: torch.Tensor, per_anchor: 
     """
     negative = labels.unsqueeze(0) != labels.unsqueeze(1)
     if sampler == "distance-weighted":
-        weights = distance_weights(distances.detach(), dim, cutoff, nonzero_loss_cutoff) * negative
+        weights = distance_weights(distances.detach(), negative, dim, cutoff, nonzero_loss_cutoff)
         empty = weights.sum(dim=-1, keepdim=True) <= 0
         weights = torch.where(empty, negative.to(weights.dtype), weights)
         return torch.multinomial(weights, per_anchor, replacement=True, generator=generator)

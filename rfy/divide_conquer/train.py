@@ -58,12 +58,13 @@ def centre_window(images: torch.Tensor, size: int) -> torch.Tensor:
 
 @dataclass
 class TrainResult:
-    """The trained embedder, its test metrics per epoch, and the clusterings it trained on."""
+    """The trained embedder, its test metrics before training and per epoch, and the clusterings it trained on."""
 
     model: Embedder
     learners: int
     history: list[dict[str, float]] = field(default_factory=list)
     assignments: list[torch.Tensor] = field(default_factory=list)  # training-set cluster ids, per re-clustering
+    initial: dict[str, float] = field(default_factory=dict)  # Recall@K of the network before any training step
     train_seconds: float = 0.0
 
     @property
@@ -194,7 +195,9 @@ def train(data: RetrievalData, config: Config, learners: int, seed: int, *,
           checkpoint_path: str | Path | None = None) -> TrainResult:
     """Train one embedding with K = ``learners`` for ``config.epochs`` epochs, evaluating every ``eval_every``.
 
-    With ``checkpoint_path`` the run saves itself after every evaluation and resumes from there.
+    The network is also evaluated once before the first step (``TrainResult.initial``, Recall@K only: what
+    training is measured against). With ``checkpoint_path`` the run saves itself after every evaluation
+    and resumes from there.
     The last evaluation adds NMI and the agreement (NMI) of the last clustering with the data's domains.
     On the CPU the small reduced-mode networks run on one thread: their tensors are too small to
     gain from more, and a fixed count makes a seed give the same run on every machine.
@@ -212,6 +215,9 @@ def _train(data: RetrievalData, config: Config, learners: int, seed: int,
     saved = loop.resume()
     if saved is not None:
         result.history, result.train_seconds, start = saved["history"], saved["train_seconds"], saved["epoch"]
+        result.initial = saved["initial"]
+    else:
+        result.initial = learner.evaluate(with_nmi=False)
     bar = progress(total=config.epochs, desc=f"K = {learners}", unit="epoch", initial=start)
     tick = time.perf_counter()
     for epoch in range(start, config.epochs):
@@ -224,7 +230,7 @@ def _train(data: RetrievalData, config: Config, learners: int, seed: int,
             entry = {"epoch": done, "seconds": round(result.train_seconds, 2), "loss": loss.item(),
                      **learner.evaluate(with_nmi=done == config.epochs)}
             result.history.append(entry)
-            loop.save(history=result.history, train_seconds=result.train_seconds, epoch=done)
+            loop.save(history=result.history, train_seconds=result.train_seconds, epoch=done, initial=result.initial)
             tick = time.perf_counter()
     bar.close()
     result.assignments = learner.history_assignments
