@@ -499,7 +499,7 @@ def voters() -> plt.Figure:
     note(ax, 487, 45, "target: every single vote")
     ax.plot([10, 315], [28, 28], color=ROLES["data"], linewidth=1)
     ax.plot([335, 640], [28, 28], color=ROLES["data"], linewidth=1)
-    note(ax, 487, 12, "voter model's score: 200 voters' mean", color=ROLES["model"])
+    note(ax, 487, 12, "voter model score: mean of 200 voters", color=ROLES["model"])
     return fig
 
 
