@@ -11,6 +11,7 @@
     python -m rfy results chapters --output book/_generated/chapters_table.md
     python -m rfy notebooks execute notebooks/01_neural_odes.ipynb
     python -m rfy notebooks student notebooks/*.ipynb --output _build/student
+    python -m rfy notebooks records          # the records each notebook shows, brought up to date
 
 Every bad input (an unknown value, a file that cannot be used, a device that is not there) prints
 one line ``error: <what>, <what is allowed or what to do>`` and exits with status 2.
@@ -346,8 +347,15 @@ def results_command(args: argparse.Namespace) -> int:
 
 
 def notebooks_command(args: argparse.Namespace) -> int:
-    from rfy.notebooks import NotebookFailed, execute_in_place, write_student_copies
+    from rfy.notebooks import NotebookFailed, execute_in_place, refresh_records_outputs, write_student_copies
 
+    if args.action == "records":
+        folder = Path(args.paths[0]) if args.paths else Path("notebooks")
+        for path in refresh_records_outputs(chapters.all_chapters(), folder, results_dir()):
+            print(f"records shown in {path} brought up to date")
+        return 0
+    if not args.paths:
+        raise ConfigError(f"notebooks {args.action} needs at least one notebook path, e.g. notebooks/01_neural_odes.ipynb")
     if args.action == "student":
         for path in write_student_copies([Path(p) for p in args.paths], Path(args.output)):
             print(f"student copy written to {path}")
@@ -445,9 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     results.set_defaults(handler=results_command)
 
     notebooks = commands.add_parser(
-        "notebooks", help="execute notebooks in place (reduced mode), or write student copies without solutions")
-    notebooks.add_argument("action", choices=("execute", "student"))
-    notebooks.add_argument("paths", nargs="+")
+        "notebooks", help="execute notebooks in place (reduced mode), write student copies without solutions, or "
+                          "bring the run records each notebook shows up to date without executing it")
+    notebooks.add_argument("action", choices=("execute", "student", "records"))
+    notebooks.add_argument("paths", nargs="*", help="notebooks (execute, student) or their folder (records; "
+                                                    "default notebooks/)")
     notebooks.add_argument("--output", default="_build/student", help="folder for student copies")
     notebooks.set_defaults(handler=notebooks_command)
     return parser

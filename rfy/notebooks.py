@@ -244,3 +244,45 @@ def sync_install_cells(paths: list[Path], config_path: Path, extras: dict[str, s
             nbformat.write(notebook, path)
             changed.append(path)
     return changed
+
+
+#: The tag of the cell that shows a chapter's run records (``show_records``); ``refresh_records_outputs``
+#: rewrites its stored output from the records when the book is built.
+RECORDS_TAG = "rfy-records"
+
+
+def records_output(markdown: str) -> nbformat.NotebookNode:
+    """The stored output of a ``show_records`` cell: the Markdown as Jupyter stores ``display(Markdown(…))``."""
+    return nbformat.v4.new_output("display_data", data={
+        "text/markdown": markdown, "text/plain": "<IPython.core.display.Markdown object>"})
+
+
+def show_records(chapter: Any, root: Path | None = None) -> None:
+    """Display what the chapter's page shows from its run records (``rfy.tables.chapter_records_markdown``)."""
+    from IPython.display import Markdown, display
+
+    from rfy.tables import chapter_records_markdown
+
+    display(Markdown(chapter_records_markdown(chapter, root)))
+
+
+def refresh_records_outputs(chapters: list[Any], folder: Path, root: Path | None = None) -> list[Path]:
+    """Rewrite the stored output of every notebook's ``rfy-records`` cell from the run records as they are
+    now (no cell is executed), so the built page never shows records older than ``results/``; ``folder``
+    holds the notebooks, ``root`` the records (default: ``results/``). Returns the notebooks that changed. A chapter's notebook must have exactly one such cell."""
+    from rfy.tables import chapter_records_markdown
+
+    changed = []
+    for chapter in chapters:
+        path = folder / f"{chapter.notebook}.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        cells = [cell for cell in notebook.cells if RECORDS_TAG in cell.metadata.get("tags", [])]
+        if len(cells) != 1:
+            raise ConfigError(f"{path.name} must have exactly one cell tagged {RECORDS_TAG!r} "
+                              f"(calling rfy.notebooks.show_records), found {len(cells)}")
+        output = records_output(chapter_records_markdown(chapter, root))
+        if cells[0].get("outputs") != [output]:
+            cells[0].outputs = [output]
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed

@@ -382,3 +382,21 @@ def mode_runs_table(chapter: Chapter, mode: str, columns: list[tuple[str, str, i
     if len(lines) == 2:
         lines.append(f"| no {mode}-mode record yet | | | | | " + " | ".join("" for _ in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def chapter_records_markdown(chapter: Chapter, root: Path | None = None) -> str:
+    """What a chapter's page shows from its run records, as they are now: the paper's numbers beside
+    our preset runs (``reproduction_rows``), every full-mode run with its changes from the preset when
+    there is one (``mode_runs_table``, one column per full-mode paper number), and the chapter's rows
+    of the robustness table (``robustness_table``)."""
+    parts = ["**The paper's numbers beside ours** (means over the recorded seeds of each preset):\n",
+             markdown_table(reproduction_rows(chapter, root), cite=False)]
+    full_columns = [(number.quantity, number.metric, number.decimals)
+                    for number in chapter.paper_numbers if number.mode == "full"]
+    if full_columns and any(record.mode == "full" for record in read_records(chapter.slug, root)):
+        parts += ["\n**Every full-mode run recorded**, shortened or changed runs included:\n",
+                  mode_runs_table(chapter, "full", full_columns, root)]
+    parts += ["\n**How robust are this chapter's claims?** Each claim over the seeds the thresholds were set on "
+              "and over held-out seeds (the book's robustness page explains both):\n",
+              robustness_table([chapter], root)]
+    return "\n".join(parts)
