@@ -17,7 +17,7 @@ CHAPTERS := book/_generated/chapters_table.md
 
 MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 
-.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book
+.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book diagrams
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ install: $(STAMP)
 
 notebooks: $(STAMP)
 	TQDM_DISABLE=1 $(BIN)/python -m rfy notebooks execute $(NOTEBOOKS)
+
+diagrams: $(STAMP)
+	$(BIN)/python book/diagrams/draw.py
 
 table: $(STAMP)
 	$(BIN)/python -m rfy results table --output $(TABLE)
