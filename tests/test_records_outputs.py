@@ -59,3 +59,13 @@ def test_every_page_shows_the_committed_records_as_they_are(chapter):
     assert len(cells) == 1 and "show_records(" in cells[0].source
     assert cells[0].outputs == [records_output(chapter_records_markdown(chapter, results_dir()))], (
         "the page shows older records than results/: run `make table` (python -m rfy notebooks records)")
+
+
+def test_a_page_ends_with_its_measured_time_and_the_machine_it_ran_on():
+    import re
+    import time
+
+    from rfy.notebooks import page_time
+
+    sentence = page_time(time.perf_counter() - 2.6, "cpu")
+    assert re.fullmatch(r"This page ran in 3 s on \d+ CPU cores \(\w+\)\.", sentence), sentence
