@@ -3,8 +3,8 @@
 Jupyter Book's own PDF builders need LaTeX or download a browser; this uses the headless Chromium
 that ``tests/check_book.py`` drives already (Debian's ``/usr/bin/chromium``, through Playwright).
 It opens one chapter page of the built HTML book, replaces its article with the articles of every
-page in the order of ``_toc.yml`` (each from a new sheet), lets MathJax typeset the lot, and prints
-it to A4 with page numbers. Every page of the book sits one folder deep (``book/``, ``notebooks/``),
+page in the order of ``_toc.yml`` (each from a new sheet), lets MathJax typeset the lot, scales down
+any display equation wider than the printed column, and prints it to A4 with page numbers. Every page of the book sits one folder deep (``book/``, ``notebooks/``),
 so the images' relative addresses hold in the combined page unchanged.
 """
 from __future__ import annotations
@@ -48,6 +48,31 @@ async (pages) => {
   return parts.length;
 }
 """
+#: In print a display equation wider than the column is scaled down to fit it (on screen it would
+#: scroll; paper cannot). Returns how many were scaled.
+FIT_EQUATIONS = r"""
+() => {
+  let scaled = 0;
+  for (const item of MathJax.startup.document.math) {
+    const root = item.typesetRoot;
+    if (!item.display || !root || !root.isConnected) continue;
+    const math = root.querySelector('mjx-math') || root;
+    const block = root.closest('div.math') || root.parentElement;
+    const number = block.querySelector('.eqno');
+    const column = block.clientWidth - (number ? number.getBoundingClientRect().width + 8 : 0);
+    if (math.getBoundingClientRect().width <= column) continue;
+    for (let pass = 0; pass < 4 && math.getBoundingClientRect().width > column; pass++) {
+      const size = parseFloat(getComputedStyle(root).fontSize);
+      root.style.fontSize = `${(0.98 * size * column / math.getBoundingClientRect().width).toFixed(2)}px`;
+    }
+    scaled += 1;
+  }
+  return scaled;
+}
+"""
+#: A4's width less the side margins below, in CSS pixels (96 per inch): the screen lays the page
+#: out as wide as the paper will be.
+PRINT_WIDTH_PX = round((210 - 2 * 12) / 25.4 * 96)
 FOOTER = ('<div style="font-size:8px;width:100%;text-align:center;color:#444">'
           '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
 
@@ -77,13 +102,16 @@ def build_pdf(html_root: Path, output: Path, chromium: str, pages: list[str]) ->
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": PRINT_WIDTH_PX, "height": 1000})
             page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
             page.goto(base + shell, wait_until="load", timeout=PAGE_TIMEOUT_MS)
             page.wait_for_function(MATHJAX_DONE, timeout=PAGE_TIMEOUT_MS)
             count = page.evaluate(COMBINE, [base + name for name in pages])
             page.wait_for_load_state("networkidle")
             page.emulate_media(media="print")
+            scaled = page.evaluate(FIT_EQUATIONS)
+            if scaled:
+                print(f"  {scaled} display equation(s) scaled down to fit the printed column", file=sys.stderr)
             output.parent.mkdir(parents=True, exist_ok=True)
             page.pdf(path=str(output), format="A4", print_background=True, display_header_footer=True,
                      header_template="<div></div>", footer_template=FOOTER,
