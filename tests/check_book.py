@@ -270,7 +270,8 @@ def browser_problems(root: Path, chromium: str) -> list[str]:
                     name = str(page_path.relative_to(root))
                     page = context.new_page()
                     errors: list[str] = []
-                    page.on("console", lambda msg, errors=errors: errors.append(msg.text) if msg.type == "error" else None)
+                    page.on("console", lambda msg, errors=errors:
+                            errors.append(msg.text) if msg.type == "error" else None)
                     page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
                     page.on("requestfailed", lambda req, errors=errors: errors.append(f"request failed: {req.url}"))
                     page.on("response", lambda resp, errors=errors:
@@ -279,7 +280,8 @@ def browser_problems(root: Path, chromium: str) -> list[str]:
                     page.wait_for_function(MATHJAX_DONE, timeout=PAGE_TIMEOUT_MS)
                     if desktop:
                         problems += [f"{name}: console error: {error}" for error in errors]
-                    checks = page.evaluate(PAGE_CHECKS, {"desktop": desktop, "slack": SLACK_PX, "minContrast": MIN_CONTRAST})
+                    settings = {"desktop": desktop, "slack": SLACK_PX, "minContrast": MIN_CONTRAST}
+                    checks = page.evaluate(PAGE_CHECKS, settings)
                     problems += [f"{name}: {problem}" for problem in checks]
                     page.close()
                     print(f"  {name}: checked at {width} width", file=sys.stderr, flush=True)

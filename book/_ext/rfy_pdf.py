@@ -4,8 +4,9 @@ Jupyter Book's own PDF builders need LaTeX or download a browser; this uses the 
 that ``tests/check_book.py`` drives already (Debian's ``/usr/bin/chromium``, through Playwright).
 It opens one chapter page of the built HTML book, replaces its article with the articles of every
 page in the order of ``_toc.yml`` (each from a new sheet), lets MathJax typeset the lot, scales down
-any display equation wider than the printed column, and prints it to A4 with page numbers. Every page of the book sits one folder deep (``book/``, ``notebooks/``),
-so the images' relative addresses hold in the combined page unchanged.
+any display equation wider than the printed column, and prints it to A4 with page numbers. Every
+page of the book sits one folder deep (``book/``, ``notebooks/``), so the images' relative addresses
+hold in the combined page unchanged.
 """
 from __future__ import annotations
 
