@@ -5,6 +5,7 @@
 #   make student - copies of the notebooks without outputs or exercise solutions, in _build/student
 #   make html   - render _build/html from the notebooks' stored outputs (no execution)
 #   make check-book - open every built page in headless Chromium and fail on what a reader would see broken
+#   make pdf    - the whole book as one PDF, _build/html/rfy-book.pdf (after make html; Chromium prints it)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ CHAPTERS := book/_generated/chapters_table.md
 
 MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 
-.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book diagrams
+.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book diagrams pdf
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,8 +55,13 @@ $(MATHJAX):
 html: $(STAMP) table $(MATHJAX)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-check-book: $(STAMP)
+# First the checker is shown pages with planted defects (it must report each), then the book.
+check-book: $(STAMP) $(MATHJAX)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_book_pages.py -k planted
 	$(BIN)/python tests/check_book.py _build/html
+
+pdf: $(STAMP)
+	$(BIN)/python book/_ext/rfy_pdf.py _build/html --output _build/html/rfy-book.pdf
 
 book: notebooks html
 

@@ -7,8 +7,12 @@ Two passes over every page of ``_build/html``:
 2. **In a browser**: headless Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright; no
    browser is downloaded) opens each page from a local HTTP server, with every request to another
    host refused (the book must read offline), waits for MathJax, and fails on console errors,
-   images that do not load, raw TeX left after typesetting, MathJax errors, and code blocks wider
-   than the text column.
+   images that do not load, raw TeX left after typesetting, MathJax errors and captions with too
+   little contrast. It does so at two window widths, a desktop's (1280 px) and a phone's (390 px):
+   at desktop width a display equation or code block wider than the text column fails (a reader
+   would have to scroll sideways); at both widths an equation, table, image or code block that is
+   clipped (part of it cannot be seen, not even by scrolling the box it sits in) fails, and so does
+   a page that scrolls sideways as a whole.
 
 Exit status 0 when every page passes; otherwise each problem is printed as ``page: problem``.
 """
@@ -27,39 +31,77 @@ from pathlib import Path
 SKIPPED_TAGS = {"script", "style", "pre", "code", "kbd", "samp", "textarea", "svg", "math"}
 SKIPPED_CLASSES = {"math", "highlight", "MathJax", "MathJax_Preview", "MathJax_Display", "headerlink"}
 STRAY_MATH = re.compile(r"\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(?:frac|mathcal|mathbb|sum|left|right)\b")
-VIEWPORT = {"width": 1280, "height": 900}
+#: The window sizes every page is checked at: a desktop's, where nothing may scroll sideways, and a
+#: phone's, where wide equations and tables may scroll inside their box but nothing may be clipped.
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+#: Pixels of slack for sub-pixel layout.
+SLACK_PX = 2
+#: WCAG 2 AA: normal text needs a contrast ratio of at least 4.5 against its background. Captions
+#: must also be as dark as the body text (within 5%) and of at least normal weight: they are read, not decoration.
+MIN_CONTRAST = 4.5
+#: A word written twice in a row ("exercise Exercise 1.2" from prose before a reference that
+#: already names the exercise); words of three letters or more, so "a a" in a formula's text is not caught.
+DOUBLED_WORD = re.compile(r"(?<![\w-])([A-Za-z]{3,})\s+\1(?![\w-])", re.IGNORECASE)
+
+
+#: Also left out when looking for doubled words: cells of tables and headings run into each other
+#: ("neural-ode | ODE-Net", "References" as the title and the heading).
+NOT_SENTENCES = {"table", "h1", "h2", "h3", "h4", "h5", "h6", "nav", "header", "footer", "title"}
+#: Elements that end a run of text: their text is kept apart from the next element's by a "¶".
+BLOCKS = {"p", "li", "div", "dd", "dt", "td", "th", "figcaption", "section", "blockquote", "ul", "ol", "dl"}
 
 
 class _ProseText(HTMLParser):
     """Collects the text of a page that a reader sees as prose (not math, code or scripts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, skipped_tags: set[str] = SKIPPED_TAGS) -> None:
         super().__init__(convert_charrefs=True)
+        self._skipped_tags = skipped_tags
         self._stack: list[bool] = []  # for each open element: does it (or a parent) hide its text?
         self.chunks: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         classes = set((dict(attrs).get("class") or "").split())
-        hidden = tag in SKIPPED_TAGS or bool(classes & SKIPPED_CLASSES)
+        hidden = tag in self._skipped_tags or bool(classes & SKIPPED_CLASSES)
         if tag in {"br", "img", "hr", "meta", "link", "input", "wbr", "source"}:
             return  # void elements have no end tag
         self._stack.append(hidden or (bool(self._stack) and self._stack[-1]))
+        if tag in BLOCKS:
+            self.chunks.append("¶")
 
     def handle_endtag(self, tag: str) -> None:
         if self._stack:
             self._stack.pop()
+        if tag in BLOCKS:
+            self.chunks.append("¶")
 
     def handle_data(self, data: str) -> None:
         if not (self._stack and self._stack[-1]):
             self.chunks.append(data)
 
 
+def prose_text(html: str, skipped_tags: set[str] = SKIPPED_TAGS) -> str:
+    """The text of ``html`` a reader sees as prose (not math, code or scripts), whitespace collapsed."""
+    parser = _ProseText(skipped_tags)
+    parser.feed(html)
+    return re.sub(r"(\s*¶\s*)+", " ¶ ", " ".join(" ".join(parser.chunks).split())).strip(" ¶")
+
+
 def stray_math(html: str) -> list[str]:
     """Snippets of prose text in ``html`` that hold ``$`` or TeX delimiters outside math and code."""
-    parser = _ProseText()
-    parser.feed(html)
-    text = " ".join(" ".join(parser.chunks).split())
+    text = prose_text(html)
     return [text[max(0, m.start() - 40): m.end() + 40] for m in STRAY_MATH.finditer(text)]
+
+
+def doubled_words(html: str) -> list[str]:
+    """Snippets of the sentences of ``html`` where a word follows itself ("exercise Exercise 1.2")."""
+    text = prose_text(html, SKIPPED_TAGS | NOT_SENTENCES)
+    return [text[max(0, m.start() - 30): m.end() + 30] for m in DOUBLED_WORD.finditer(text)]
+
+
+def dot_segment_links(html: str) -> list[str]:
+    """Links of ``html`` with a ``/./`` segment (a launch button built from ``path_to_book: "."``)."""
+    return sorted({m.group(1) for m in re.finditer(r'href="([^"]*?/\./[^"]*)"', html)})
 
 
 def pages(root: Path) -> list[Path]:
@@ -69,33 +111,118 @@ def pages(root: Path) -> list[Path]:
 
 
 def static_problems(root: Path) -> list[str]:
-    return [f"{page.relative_to(root)}: stray math in text: …{snippet}…"
-            for page in pages(root) for snippet in stray_math(page.read_text(encoding="utf-8"))]
+    problems = []
+    for page in pages(root):
+        html = page.read_text(encoding="utf-8")
+        name = page.relative_to(root)
+        problems += [f"{name}: stray math in text: …{snippet}…" for snippet in stray_math(html)]
+        problems += [f"{name}: doubled word: …{snippet}…" for snippet in doubled_words(html)]
+        problems += [f"{name}: link with a /./ segment: {link}" for link in dot_segment_links(html)]
+    return problems
 
 
-#: Run in the page after MathJax has finished: everything a reader would notice as broken.
+#: Run in the page after MathJax has finished, with ``{desktop: bool, slack: px, minContrast: ratio}``:
+#: everything a reader would notice as broken at this window width.
 PAGE_CHECKS = r"""
-() => {
+({desktop, slack, minContrast}) => {
   const problems = [];
-  for (const img of document.querySelectorAll('img')) {
-    if (!img.complete || img.naturalWidth === 0) problems.push('image does not load: ' + img.getAttribute('src'));
+  const viewport = document.documentElement.clientWidth;
+  // Is (part of) the box `rect` of `el`'s content out of sight, even after scrolling the boxes it sits in?
+  const clipped = (el, rect) => {
+    let left = rect.left, right = rect.right;
+    for (let box = el.parentElement; box; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if (overflow === 'visible') continue;
+      const edge = box.getBoundingClientRect();
+      if (overflow === 'auto' || overflow === 'scroll') { left = edge.left; right = edge.right; continue; }
+      if (left < edge.left - slack || right > edge.right + slack) return true;  // hidden or clip
+    }
+    return left < -slack || right > viewport + slack;
+  };
+  const where = desktop ? 'at desktop width' : 'at phone width';
+  const tex = text => text.replace(/\s+/g, ' ').trim().slice(0, 70);
+  if (desktop) {
+    for (const img of document.querySelectorAll('img')) {
+      if (!img.complete || img.naturalWidth === 0) problems.push('image does not load: ' + img.getAttribute('src'));
+    }
+    if (document.querySelector('.MathJax_Error, merror, mjx-merror')) problems.push('MathJax could not typeset a formula');
+  }
+  if (document.documentElement.scrollWidth > viewport + slack) {
+    problems.push(`the page scrolls sideways ${where} (${document.documentElement.scrollWidth} px in ${viewport} px)`);
   }
   for (const pre of document.querySelectorAll('article pre, main pre')) {
-    if (pre.scrollWidth > pre.clientWidth + 2) problems.push('code block wider than the column: ' +
-        pre.textContent.split('\n').reduce((a, b) => a.length > b.length ? a : b).slice(0, 80));
+    const line = pre.textContent.split('\n').reduce((a, b) => a.length > b.length ? a : b).slice(0, 80);
+    if (desktop && pre.scrollWidth > pre.clientWidth + slack) problems.push('code block wider than the column: ' + line);
+    else if (clipped(pre, pre.getBoundingClientRect())) problems.push(`code block clipped ${where}: ` + line);
   }
-  if (document.querySelector('.MathJax_Error, merror, mjx-merror')) problems.push('MathJax could not typeset a formula');
-  const root = document.querySelector('main') || document.body;
-  if (!root) return problems;
-  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-  const skip = el => el.closest('pre, code, script, style, mjx-container, mjx-assistive-mml, .headerlink, nav');
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    if (!node.parentElement || skip(node.parentElement)) continue;
-    const el = node.parentElement;
-    if (el.closest('.math')) { if (/\\\(|\\\[|\\[a-zA-Z]+/.test(node.textContent)) problems.push('raw TeX left after MathJax: ' + node.textContent.trim().slice(0, 80)); continue; }
-    if (/\$\$|\\\(|\\\[/.test(node.textContent)) problems.push('raw TeX in text: ' + node.textContent.trim().slice(0, 80));
+  // Display equations, from MathJax's own list (which keeps each formula's TeX).
+  const items = (window.MathJax && MathJax.startup && MathJax.startup.document) ? Array.from(MathJax.startup.document.math) : [];
+  for (const item of items) {
+    const root = item.typesetRoot;
+    if (!item.display || !root || !root.isConnected || !root.closest('main, article')) continue;
+    const math = root.querySelector('mjx-math') || root;
+    const rect = math.getBoundingClientRect();
+    if (rect.width === 0) continue;  // hidden (a folded solution)
+    const block = root.closest('div.math') || root.parentElement;
+    const label = block && block.id ? block.id.replace(/^equation-/, '') + ' ' : '';
+    const number = block && block.querySelector('.eqno') ? block.querySelector('.eqno').textContent.replace('#', '').trim() + ' ' : '';
+    const column = (block || root).clientWidth;
+    const name = `equation ${number}${label}(${Math.round(rect.width)} px in ${column} px): ${tex(item.math)}`;
+    if (desktop && rect.width > column + slack) problems.push('equation wider than the column at desktop width: ' + name);
+    else if (clipped(math, rect)) problems.push(`equation clipped ${where}: ` + name);
   }
-  return problems;
+  for (const table of document.querySelectorAll('main table, article table')) {
+    if (table.getBoundingClientRect().width === 0) continue;
+    if (clipped(table, table.getBoundingClientRect())) {
+      problems.push(`table clipped ${where}: ` + tex(table.textContent).slice(0, 60));
+    }
+  }
+  for (const img of document.querySelectorAll('main img, article img')) {
+    const rect = img.getBoundingClientRect();
+    if (rect.width > 0 && clipped(img, rect)) problems.push(`image clipped ${where}: ` + img.getAttribute('src'));
+  }
+  // Captions: their text against the background behind them.
+  const rgba = text => (text.match(/[\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const background = el => {
+    for (let box = el; box; box = box.parentElement) {
+      const colour = rgba(getComputedStyle(box).backgroundColor);
+      if (colour.length === 3 || (colour.length === 4 && colour[3] > 0)) return colour;
+    }
+    return [255, 255, 255];
+  };
+  const contrast = el => {
+    const [fg, bg] = [luminance(rgba(getComputedStyle(el).color)), luminance(background(el))];
+    return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  };
+  if (desktop) {
+    const paragraph = Array.from(document.querySelectorAll('article p')).find(p => !p.closest('figcaption, .caption, table, .admonition'));
+    const floor = Math.max(minContrast, paragraph ? 0.95 * contrast(paragraph) : 0);
+    for (const caption of document.querySelectorAll('figcaption, figcaption *, p.caption, .caption-text')) {
+      if (caption.closest('.headerlink') || !caption.textContent.trim() || caption.getBoundingClientRect().width === 0) continue;
+      const weight = Number(getComputedStyle(caption).fontWeight);
+      if (weight < 400) problems.push(`caption text in a light font (weight ${weight}): ` + tex(caption.textContent).slice(0, 60));
+      const ratio = contrast(caption);
+      if (ratio < floor) {
+        problems.push(`caption text with contrast ${ratio.toFixed(1)}, below the body text's (${floor.toFixed(1)}): ` +
+                      tex(caption.textContent).slice(0, 60));
+      }
+    }
+    const root = document.querySelector('main') || document.body;
+    if (!root) return problems;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const skip = el => el.closest('pre, code, script, style, mjx-container, mjx-assistive-mml, .headerlink, nav');
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.parentElement || skip(node.parentElement)) continue;
+      const el = node.parentElement;
+      if (el.closest('.math')) { if (/\\\(|\\\[|\\[a-zA-Z]+/.test(node.textContent)) problems.push('raw TeX left after MathJax: ' + node.textContent.trim().slice(0, 80)); continue; }
+      if (/\$\$|\\\(|\\\[/.test(node.textContent)) problems.push('raw TeX in text: ' + node.textContent.trim().slice(0, 80));
+    }
+  }
+  return [...new Set(problems)];
 }
 """
 
@@ -135,23 +262,30 @@ def browser_problems(root: Path, chromium: str) -> list[str]:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            context = browser.new_context(viewport=VIEWPORT)
-            context.route(re.compile(r"^(?!http://127\.0\.0\.1:).*"), lambda route: route.abort())
-            for page_path in pages(root):
-                name = str(page_path.relative_to(root))
-                page = context.new_page()
-                errors: list[str] = []
-                page.on("console", lambda msg, errors=errors: errors.append(msg.text) if msg.type == "error" else None)
-                page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-                page.on("requestfailed", lambda req, errors=errors: errors.append(f"request failed: {req.url}"))
-                page.on("response", lambda resp, errors=errors:
-                        errors.append(f"HTTP {resp.status}: {resp.url}") if resp.status >= 400 else None)
-                page.goto(base + name.replace("\\", "/"), wait_until="load", timeout=PAGE_TIMEOUT_MS)
-                page.wait_for_function(MATHJAX_DONE, timeout=PAGE_TIMEOUT_MS)
-                problems += [f"{name}: console error: {error}" for error in errors]
-                problems += [f"{name}: {problem}" for problem in page.evaluate(PAGE_CHECKS)]
-                page.close()
-                print(f"  {name}: checked", file=sys.stderr, flush=True)
+            for width, viewport in VIEWPORTS.items():
+                desktop = width == "desktop"
+                context = browser.new_context(viewport=viewport)
+                context.route(re.compile(r"^(?!http://127\.0\.0\.1:).*"), lambda route: route.abort())
+                for page_path in pages(root):
+                    name = str(page_path.relative_to(root))
+                    page = context.new_page()
+                    errors: list[str] = []
+                    page.on("console", lambda msg, errors=errors:
+                            errors.append(msg.text) if msg.type == "error" else None)
+                    page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+                    page.on("requestfailed", lambda req, errors=errors: errors.append(f"request failed: {req.url}"))
+                    page.on("response", lambda resp, errors=errors:
+                            errors.append(f"HTTP {resp.status}: {resp.url}") if resp.status >= 400 else None)
+                    page.goto(base + name.replace("\\", "/"), wait_until="load", timeout=PAGE_TIMEOUT_MS)
+                    page.wait_for_function(MATHJAX_DONE, timeout=PAGE_TIMEOUT_MS)
+                    if desktop:
+                        problems += [f"{name}: console error: {error}" for error in errors]
+                    settings = {"desktop": desktop, "slack": SLACK_PX, "minContrast": MIN_CONTRAST}
+                    checks = page.evaluate(PAGE_CHECKS, settings)
+                    problems += [f"{name}: {problem}" for problem in checks]
+                    page.close()
+                    print(f"  {name}: checked at {width} width", file=sys.stderr, flush=True)
+                context.close()
             browser.close()
     finally:
         server.shutdown()
