@@ -115,7 +115,7 @@ def removed(stage: RandomStage, *, node: int | None = None, edge: tuple[int, int
 def triplet(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
     """ReLU → full 3×3 convolution → BN: the small regime's ``conv2`` (Table 1 of Xie et al.), not a random node.
 
-    Its cost is $H_{out} W_{out} \cdot C_{out} C_{in} \cdot 9$ multiply-adds, where a separable convolution
+    Its cost is $H_{out} W_{out} \\cdot C_{out} C_{in} \\cdot 9$ multiply-adds, where a separable convolution
     would cost $H_{out} W_{out} (9 C_{in} + C_{in} C_{out})$; with the full convolution the ImageNet-size network
     has the paper's 583M FLOPs (a test checks it).
     """
