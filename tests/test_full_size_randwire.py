@@ -18,7 +18,8 @@ import functools
 import pytest
 
 from rfy.cost import CostPart
-from rfy.randwire import RESNET, Config, cost_parts, network_list, train_one
+from rfy.randwire import (RESNET, Config, RandWireNet, count_flops, cost_parts, network_list, parse_generator,
+                         repeat_list, stage_graphs, train_one)
 from rfy.randwire.cost import network_probe
 from rfy.randwire.train import load_data
 from rfy.runtime import torch_threads
@@ -54,12 +55,25 @@ def test_the_full_preset_takes_a_real_step_of_every_network_at_its_true_size():
 @torch_threads(1)
 def test_cost_parts_counts_the_steps_the_reduced_run_takes():
     """Every optimiser step of the reduced study (one epoch and no removal study, to keep the test short),
-    counted as it happens and summed per generator over its graph instances."""
+    counted as it happens and summed per generator over its graph instances and training repeats."""
     config = Config.reduced(epochs=1, removal_instances=0)
     data = load_data(config)
     steps: dict[str, int] = {}
-    for name, instance in network_list(config):
+    trained = [(name, instance, 0) for name, instance in network_list(config)]
+    for name, instance, repeat in [*trained, *((name, 0, repeat) for name, repeat in repeat_list(config))]:
         with optimizer_step_counts() as counts:
-            train_one(config, data, name, instance)
+            train_one(config, data, name, instance, repeat=repeat)
         steps[name] = steps.get(name, 0) + sum(count for _, count in counts)
     assert steps == {part.name: part.steps for part in cost_parts(config)}
+
+
+@pytest.mark.full_size
+@pytest.mark.parametrize("graph_seed", [0, 1])
+def test_the_imagenet_small_regime_has_the_papers_flops_and_parameters(graph_seed):
+    """Xie et al. (2019), Table 2: RandWire-WS(4, 0.75) in the small regime has 583M FLOPs and 5.6M parameters
+    on 224×224 images (N = 32, C = 78, stem and conv2 with stride 2, three random stages, 1×1 conv to 1280).
+    Both depend a little on the graph, so they are checked to within 3%."""
+    dags = stage_graphs(parse_generator(HEADLINE, 32), 32, 3, graph_seed)
+    net = RandWireNet(dags, in_channels=3, channels=78, width=1280, num_classes=1000, strides=(2, 2))
+    assert count_flops(net, (3, 224, 224)) == pytest.approx(583e6, rel=0.03)
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(5.6e6, rel=0.03)

@@ -1,6 +1,7 @@
 """Properties of the RandWire chapter: generators and their node order, the DAG mapping, the stages, training."""
 import hashlib
 import io
+import math
 import pickle
 import tarfile
 from pathlib import Path
@@ -17,7 +18,9 @@ from rfy.data.registry import DatasetSpec, RemoteFile
 from rfy.errors import ConfigError
 from rfy.randwire import (DAG, Config, ImageData, RandomStage, RandWireNet, aggregation_weights, barabasi_albert,
                           claims, count_flops, erdos_renyi, flop_matched_resnet, parse_generator, removed, resnet,
-                          run_experiment, stage_graphs, evaluate_accuracy, to_dag, train_network, watts_strogatz)
+                          Study, run_experiment, spearman, stage_graphs, evaluate_accuracy, to_dag, train_network,
+                          watts_strogatz)
+from rfy.randwire.experiments import EDGE_FIELDS, NODE_FIELDS
 from rfy.randwire.network import _resnet_flops
 from rfy.runtime import torch_threads
 
@@ -211,7 +214,7 @@ def test_flops_and_the_flop_matched_resnet():
     conv = torch.nn.Conv2d(4, 6, 3, padding=1, bias=False)
     assert count_flops(conv, (4, 5, 5)) == 5 * 5 * 6 * 4 * 9
     dags = stage_graphs(parse_generator("WS(4, 0.75)", 8), 8, 3, 0)
-    target = count_flops(RandWireNet(dags, in_channels=3, channels=16, width=64, num_classes=10), (3, 32, 32))
+    target = count_flops(RandWireNet(dags, in_channels=3, channels=32, width=64, num_classes=10), (3, 32, 32))
     matched = count_flops(flop_matched_resnet(target, in_channels=3, image_size=32, num_classes=10), (3, 32, 32))
     assert abs(matched - target) / target < 0.15
 
@@ -233,6 +236,8 @@ def test_config_errors_name_the_field_and_allowed_values():
         Config(dropout=1.0)
     with pytest.raises(ConfigError, match="graph_seeds"):
         Config(graph_seeds=0)
+    with pytest.raises(ConfigError, match="training_repeats must be an integer from 0 to 9"):
+        Config(training_repeats=10)
     full = Config.full()
     assert (full.nodes, full.channels, full.stages, full.width, full.baselines) == (32, 78, 3, 1280, ("resnet",))
 
@@ -249,8 +254,43 @@ def test_reduced_run_experiment_end_to_end_and_claims(tmp_path):
     assert "digits_chain_accuracy_mean" in metrics and "digits_node_removal_spearman_out_degree" in metrics
     found = claims(metrics)
     assert found and all(claim.key for claim in found)
-    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["chain-g0.pt", "er-0.5-g0.pt", "er-0.5-g1.pt",
-                                                             "ws-2-0.5-g0.pt", "ws-2-0.5-g1.pt"]
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["chain-g0.pt", "er-0.5-g0-t1.pt", "er-0.5-g0.pt",
+                                                             "er-0.5-g1.pt", "ws-2-0.5-g0-t1.pt", "ws-2-0.5-g0.pt",
+                                                             "ws-2-0.5-g1.pt"]
+    assert metrics["digits_er-0.5-g0-t1_accuracy"] != metrics["digits_er-0.5-g0_accuracy"] or \
+        metrics["digits_ws-2-0.5-g0-t1_accuracy"] != metrics["digits_ws-2-0.5-g0_accuracy"]  # another seed
+    assert "graph-spread-few-times-training-noise" in {claim.key for claim in found}
+
+
+def removal(edge_degrees: list[int], edge_damages: list[float]) -> dict:
+    """A removal study's JSON with three nodes and the given edges (target in-degrees and damages)."""
+    nodes = [dict(zip(NODE_FIELDS, (0, node, 1, 3 - node, 3.0 - node))) for node in range(3)]
+    edges = [dict(zip(EDGE_FIELDS, (0, 0, 1, degree, damage))) for degree, damage in zip(edge_degrees, edge_damages)]
+    return {"accuracy": 90.0, "nodes": nodes, "edges": edges}
+
+
+def test_spread_metrics_pool_generators_and_undefined_correlations_are_left_out():
+    config = Config(generators=("ER(0.2)", "BA(5)"), graph_seeds=3, baselines=(), training_repeats=1)
+    accuracy = {("ER(0.2)", 0): 90.0, ("ER(0.2)", 1): 92.0, ("ER(0.2)", 2): 94.0,
+                ("BA(5)", 0): 91.0, ("BA(5)", 1): 91.0, ("BA(5)", 2): 88.0}
+    run = lambda value: {"accuracy": value, "flops": 1, "params": 1, "train_seconds": 1.0}
+    runs = {key: run(value) for key, value in accuracy.items()}
+    runs["ER(0.2)", 0]["removal"] = removal([1, 2, 3, 4], [4.0, 3.0, 2.0, 1.0])  # perfectly decreasing: -1
+    runs["BA(5)", 0]["removal"] = removal([5, 5, 5, 5], [1.0, 3.0, 2.0, 4.0])  # in-degree constant: undefined
+    repeats = {("ER(0.2)", 1): run(91.0), ("BA(5)", 1): run(93.0)}
+    metrics = Study(config, runs, repeats).metrics
+    graph_std = ((4.0 + 3.0) / 2) ** 0.5  # sample variances 4 (ER) and 3 (BA)
+    training_std = ((0.5 + 2.0) / 2) ** 0.5  # pairs (90, 91) and (91, 93): variances 0.5 and 2
+    assert metrics["digits_graph_spread_std"] == pytest.approx(graph_std)
+    assert metrics["digits_training_spread_std"] == pytest.approx(training_std)
+    assert metrics["digits_graph_over_training_spread"] == pytest.approx(graph_std / training_std)
+    assert math.isnan(spearman([5, 5, 5], [1.0, 2.0, 3.0]))
+    assert math.isnan(metrics["digits_ba-5-g0_edge_removal_spearman_target_in_degree"])
+    assert metrics["digits_edge_removal_spearman_target_in_degree"] == pytest.approx(-1.0)  # BA left out, not 0
+    assert metrics["digits_edge_removal_spearman_target_in_degree_networks"] == 1
+    assert metrics["digits_node_removal_spearman_out_degree_networks"] == 2
+    edge_claim = next(claim for claim in claims(metrics) if claim.key == "edge-damage-shrinks-with-target-in-degree")
+    assert "where it is defined, here 1;" in edge_claim.statement
 
 
 def write_tiny_cifar(path: Path, per_batch: int = 4) -> None:

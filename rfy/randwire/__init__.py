@@ -17,7 +17,8 @@ differ little among themselves. The package has:
 * ``resnet``, ``flop_matched_resnet``, ``count_flops``: the hand-designed baseline at equal FLOPs;
 * ``load_data``, ``train_network``, ``evaluate_accuracy``: data on the device and the training loop
   (SGD, cosine schedule, bf16 on CUDA, DDP under torchrun, checkpoints);
-* ``run_study``, ``run_experiment``, ``claims``: generators × graph seeds, the baselines, the removal study.
+* ``run_study``, ``run_experiment``, ``claims``: generators × graph seeds, graph 0 retrained from other seeds,
+  the baselines, the removal study.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from rfy.randwire.claims import claims
 from rfy.randwire.config import DATASETS, Config
 from rfy.randwire.cost import cost_parts
 from rfy.randwire.experiments import (RESNET, Study, build_network, build_randwire, generator_slug, graph_seed,
-                                      instances, network_key, network_list, removal_study, run_experiment,
-                                      run_study, spearman, train_one)
+                                      instances, network_key, network_list, removal_study, repeat_list,
+                                      run_experiment, run_study, spearman, train_one, training_seed)
 from rfy.randwire.graphs import (DAG, GraphSpec, barabasi_albert, chain, erdos_renyi, parse_generator, stage_graphs,
                                  to_dag, watts_strogatz)
 from rfy.randwire.network import (RandomStage, RandWireNet, aggregation_weights, count_flops, flop_matched_resnet,
@@ -66,7 +67,7 @@ __all__ = [
     "CHAPTER", "cost_parts",
     "Config", "DATASETS", "PAPER_NUMBERS", "claims", "run_experiment", "run_study", "Study", "train_one",
     "removal_study", "build_network", "build_randwire", "network_list", "network_key", "generator_slug",
-    "graph_seed", "instances", "spearman", "RESNET",
+    "graph_seed", "training_seed", "repeat_list", "instances", "spearman", "RESNET",
     "DAG", "GraphSpec", "erdos_renyi", "barabasi_albert", "watts_strogatz", "chain", "to_dag", "parse_generator",
     "stage_graphs", "aggregation_weights", "RandomStage", "RandWireNet", "removed", "triplet", "stage_widths",
     "resnet", "flop_matched_resnet", "count_flops", "ImageData", "DATASET_LOADERS", "load_data", "TrainResult",

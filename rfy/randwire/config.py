@@ -9,6 +9,7 @@ from rfy.errors import ConfigError
 from rfy.randwire.graphs import GraphSpec, parse_generator
 
 DATASETS = ("digits", "cifar-10")
+MAX_REPEATS = 9  # training repeats of one graph (their seeds must stay below torch's 2**63 / 100_003)
 BASELINE_KINDS = ("resnet",)  # besides graphs (the chain, WS(K, 0)): a FLOP-matched ResNet
 
 
@@ -22,7 +23,9 @@ class Config(RunConfig):
     with momentum 0.9, learning rate 0.1, cosine schedule, weight decay 5e-5, label smoothing 0.1,
     100 epochs of batch 128. ``generators`` are drawn ``graph_seeds`` times each; ``baselines`` are
     trained once (graphs such as ``chain`` or ``WS(4, 0)``, or ``resnet``). The removal study takes
-    the first ``removal_instances`` instances of each random generator.
+    the first ``removal_instances`` instances of each random generator. ``training_repeats`` trains graph 0 of
+    each random generator that many more times from other seeds: the spread of one fixed graph over training
+    seeds, against which the spread over graphs is measured (0 in full mode, where it would cost GPU hours).
     """
 
     full_preset: ClassVar[dict[str, Any]] = {
@@ -30,7 +33,7 @@ class Config(RunConfig):
         "generators": ("ER(0.2)", "BA(5)", "WS(4, 0.75)"), "graph_seeds": 3, "baselines": ("resnet",),
         "epochs": 100, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-5, "label_smoothing": 0.1,
         "dropout": 0.2, "mixed_precision": True, "removal_instances": 1, "removal_eval_images": 2000,
-        "eval_every": 5,
+        "eval_every": 5, "training_repeats": 0,
     }
 
     dataset: str = "digits"
@@ -40,6 +43,7 @@ class Config(RunConfig):
     width: int = 64
     generators: tuple[str, ...] = ("ER(0.2)", "BA(5)", "WS(4, 0.75)")
     graph_seeds: int = 3
+    training_repeats: int = 1
     baselines: tuple[str, ...] = ("WS(4, 0)", "chain")
     epochs: int = 4
     batch_size: int = 64
@@ -57,8 +61,10 @@ class Config(RunConfig):
         check_choice("dataset", self.dataset, DATASETS)
         for field in ("nodes", "channels", "stages", "width", "graph_seeds", "epochs", "batch_size"):
             check_positive(field, getattr(self, field), integer=True)
-        for field in ("removal_instances", "removal_eval_images", "eval_every"):
+        for field in ("removal_instances", "removal_eval_images", "eval_every", "training_repeats"):
             check_positive(field, getattr(self, field), integer=True, allow_zero=True)
+        if self.training_repeats > MAX_REPEATS:
+            raise ConfigError(f"training_repeats must be an integer from 0 to {MAX_REPEATS}, got {self.training_repeats!r}")
         if self.nodes < 2:
             raise ConfigError(f"nodes must be an integer >= 2, got {self.nodes!r}")
         if self.channels % 2:

@@ -1,6 +1,7 @@
 """What the chapter's preset costs (``rfy.cost``): every network kind it trains, at its true size.
 
-Each generator (its ``graph_seeds`` instances multiply the steps) and each baseline is one part. A
+Each generator (its ``graph_seeds`` instances and ``training_repeats`` multiply the steps) and each baseline is
+one part. A
 step is ``train_step`` on a batch of random uint8 images of the dataset's shape (CIFAR-10 is never
 downloaded here), through the same model preparation (device, memory format, optimiser) and
 precision setting as ``train_network``. The evaluation batch is ``evaluate_accuracy`` on 1000 test
@@ -17,7 +18,7 @@ import torch
 from rfy.cost import CostPart, Probe
 from rfy.data import load_digits
 from rfy.randwire.config import BASELINE_KINDS, Config
-from rfy.randwire.experiments import NUM_CLASSES, build_network, graph_seed, instances, training_threads
+from rfy.randwire.experiments import NUM_CLASSES, build_network, graph_seed, instances, repeat_list, training_threads
 from rfy.randwire.graphs import parse_generator, stage_graphs
 from rfy.randwire.train import DATASET_SETTINGS, ImageData, evaluate_accuracy, prepare_training, train_step
 from rfy.runtime import seed_everything
@@ -96,10 +97,10 @@ def network_probe(config: Config, name: str, device: torch.device, *, eval_image
 
 
 def network_part(config: Config, name: str) -> CostPart:
-    """One generator or baseline: ``instances`` × ``epochs`` × ⌊N / batch⌋ steps (``train_network`` drops the
-    last partial batch), with its test and removal-study evaluations."""
+    """One generator or baseline: (``instances`` + its training repeats) × ``epochs`` × ⌊N / batch⌋ steps
+    (``train_network`` drops the last partial batch), with its test and removal-study evaluations."""
     n_train, n_test = set_sizes(config)
-    count = instances(config, name)
+    count = instances(config, name) + sum(1 for generator, _ in repeat_list(config) if generator == name)
     steps = count * config.epochs * max(n_train // config.batch_size, 1)
     evaluations = count * test_evaluations(config, n_test) + removal_evaluations(config, name, n_test)
     return CostPart(name, steps, functools.partial(network_probe, config, name), evaluations)

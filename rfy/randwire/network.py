@@ -113,14 +113,19 @@ def removed(stage: RandomStage, *, node: int | None = None, edge: tuple[int, int
 
 
 def triplet(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    """ReLU → 3×3 depthwise-separable convolution → BN, the node operation as a plain block."""
-    return nn.Sequential(nn.ReLU(),
-                         nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
-                         nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+    """ReLU → full 3×3 convolution → BN: the small regime's ``conv2`` (Table 1 of Xie et al.), not a random node.
+
+    Its cost is $H_{out} W_{out} \\cdot C_{out} C_{in} \\cdot 9$ multiply-adds, where a separable convolution
+    would cost $H_{out} W_{out} (9 C_{in} + C_{in} C_{out})$; with the full convolution the ImageNet-size network
+    has the paper's 583M FLOPs (a test checks it).
+    """
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                         nn.BatchNorm2d(out_channels))
 
 
 class RandWireNet(nn.Module):
-    """The small regime: conv stem (C/2), one triplet (C), random stages C → C → 2C → 4C, 1×1 conv, pool, linear.
+    """The small regime: 3×3 conv stem (C/2), one ReLU-conv-BN ``triplet`` (C), random stages C → C → 2C → 4C,
+    1×1 conv, pool, linear.
 
     ``strides`` are those of the stem and the triplet (2, 2 on ImageNet's 224×224; 1, 1 for 32×32
     and 8×8 images); every random stage halves the resolution at its input nodes.
