@@ -297,8 +297,10 @@ def page_time(started: float, device: Any = None) -> str:
 
     import torch
 
+    from rfy.runtime import select_device
+
     seconds = time.perf_counter() - started
     where = f"{os.cpu_count() or 1} CPU cores ({platform.machine()})"
-    if device is not None and torch.device(device).type == "cuda":
+    if device is not None and (device := select_device(device)).type == "cuda":
         where = f"a {torch.cuda.get_device_name(device)} GPU and " + where
     return f"This page ran in {seconds:.0f} s on {where}."
