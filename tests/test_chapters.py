@@ -98,8 +98,6 @@ def test_the_notebook_takes_its_metrics_from_the_chapter_s_run(chapter):
     alias = re.search(rf"^import {re.escape(CHAPTER_MODULES[chapter.number - 1])} as (\w+)$", code, re.M).group(1)
     entry = [f"{alias}.{function.__name__}(" for function in (chapter.run, chapter.study) if function is not None]
     calls = sum(code.count(name) for name in entry)
-    if calls == 0:
-        pytest.skip(f"{path.name} still builds its metrics from its own training calls (issue 21, item 2)")
     assert calls == 1, f"{path.name} calls {entry} {calls} times; call the experiment once"
     assert not [name for name in METRIC_BUILDERS if name in code], f"{path.name} rebuilds metrics; use the run's"
 

@@ -262,6 +262,11 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     resumed = train(data, longer, MIXMATCH, 0, checkpoint_path=tmp_path / "run.pt")
     assert [entry["step"] for entry in resumed.history] == [3, 6, 9]
     assert resumed.history[:2] == first.history
+    straight = train(data, longer, MIXMATCH, 0)  # the same nine steps without an interruption
+    untimed = lambda history: [{k: v for k, v in entry.items() if k != "seconds"} for entry in history]
+    assert untimed(resumed.history) == untimed(straight.history)
+    for (name, expected), actual in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(expected, actual), name
 
 
 def test_run_experiment_end_to_end_and_metric_names(tmp_path):

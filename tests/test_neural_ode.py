@@ -241,6 +241,32 @@ def test_config_rejects_bad_values():
     assert Config.full().dataset == "mnist" and Config.reduced().dataset == "digits"
 
 
+def test_latent_models_interrupted_after_the_first_resume_to_the_same_rmse(tmp_path, monkeypatch):
+    """The sequence models checkpoint after each one finishes: a disconnect after the latent ODE's checkpoint,
+    then a resume, trains only the RNNs and gives the RMSE of an uninterrupted run."""
+    import rfy.checkpoint as checkpoint
+    import rfy.neural_ode.experiments as experiments
+
+    config = Config(latent_iters=2, n_spirals=8, latent_dim=2)
+    straight = experiments.train_latent_models(config, tmp_path / "a.pt")
+
+    def save_then_disconnect(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt("simulated disconnect")
+    real_save = checkpoint.save_checkpoint
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_disconnect)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.train_latent_models(config, tmp_path / "b.pt")
+    monkeypatch.undo()
+    trained = []
+    real_step = experiments.sequence_step
+    monkeypatch.setattr(experiments, "sequence_step", lambda model, *rest: trained.append(type(model).__name__)
+                        or real_step(model, *rest))
+    resumed = experiments.train_latent_models(config, tmp_path / "b.pt")
+    assert "LatentODE" not in trained and trained
+    assert resumed.rmse == straight.rmse and resumed.loss_history == straight.loss_history
+
+
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     """Two epochs in one go equal one epoch, a disconnect right after its checkpoint, and a resume."""
     import rfy.checkpoint as checkpoint

@@ -16,7 +16,7 @@ from rfy.preferences import (MUJOCO_HINT, PAPER_NUMBERS, AffineRewardVecEnv, Con
                              LearnedRewardVecEnv, RewardEnsemble, agent_seeds, backflip_score, bootstrap_indices,
                              claims, label_schedule, make_ppo, pair_accuracy, preference_loss,
                              preference_probability, run_experiment, select_by_disagreement, summarise,
-                             synthetic_preferences, train_agents, train_from_preferences, train_reward_model)
+                             study, synthetic_preferences, train_from_preferences, train_reward_model)
 
 #: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
 CONTRACT_SETTINGS = dict(total_timesteps=512, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, rounds=2, agents=1,
@@ -198,12 +198,15 @@ def test_agents_trained_side_by_side_in_worker_processes_match_agents_trained_on
     one_by_one = run_experiment(config, RunState(tmp_path / "one", resume=False), workers=1)
     side_by_side = run_experiment(config, RunState(tmp_path / "two", resume=False), workers=2)
     assert side_by_side == one_by_one
-    true_runs, preference_runs = train_agents(config, workers=2)
+    found = study(config, RunState(tmp_path / "study", resume=False), workers=2)
+    assert found.metrics == one_by_one
+    true_runs, preference_runs = found.true_reward, found.preferences[8]
     assert [run.evaluation.mean for run in true_runs] == [one_by_one[f"true_reward_return_agent{i}"] for i in range(2)]
-    assert [run.evaluation.mean for run in preference_runs[8]] == [one_by_one[f"preference_8_return_agent{i}"]
-                                                                   for i in range(2)]
-    assert all(run.model is None and run.curve.returns for run in true_runs + preference_runs[8])
-    assert all(run.ensemble is not None and run.buffer is not None for run in preference_runs[8])
+    assert [run.evaluation.mean for run in preference_runs] == [one_by_one[f"preference_8_return_agent{i}"]
+                                                                for i in range(2)]
+    assert found.random.evaluation.mean == one_by_one["random_return"]
+    assert all(run.model is None and run.curve.returns for run in true_runs + preference_runs)
+    assert all(run.ensemble is not None and run.buffer is not None for run in preference_runs)
 
 
 def test_a_resumed_run_trains_only_the_agents_whose_stage_is_missing(tmp_path, monkeypatch):
@@ -212,10 +215,13 @@ def test_a_resumed_run_trains_only_the_agents_whose_stage_is_missing(tmp_path, m
     state = RunState(tmp_path, resume=True)
     del state.stages["preferences_8_1"]
     trained = []
-    real_job_metrics = experiments.job_metrics
-    monkeypatch.setattr(experiments, "job_metrics", lambda job: trained.append(job.stage) or real_job_metrics(job))
-    assert run_experiment(config, state, workers=1) == first
+    real_trained_job = experiments.trained_job
+    monkeypatch.setattr(experiments, "trained_job", lambda job: trained.append(job.stage) or real_trained_job(job))
+    resumed = study(config, state, workers=1)
+    assert resumed.metrics == first
     assert trained == ["preferences_8_1"]
+    # stages of the earlier session bring their metrics only
+    assert resumed.preferences[8][0] is None and resumed.preferences[8][1] is not None and resumed.random is None
 
 
 

@@ -209,10 +209,16 @@ def test_runs_trained_side_by_side_in_worker_processes_match_runs_trained_in_ord
     in_order = su.run_experiment(config, RunState(tmp_path / "one", resume=False), workers=1)
     side_by_side = su.run_experiment(config, RunState(tmp_path / "two", resume=False), workers=2)
     assert side_by_side == in_order
-    comparison = su.compare(config.replace(stand_in=False), workers=2)
+    found = su.study(config, RunState(tmp_path / "study", resume=False), workers=2)
+    assert found.metrics == in_order
+    comparison = found.comparison
     assert comparison.metrics() == {key: value for key, value in in_order.items() if not key.startswith(su.STAND_IN)
                                     and key in comparison.metrics()}
     assert set(comparison.models) == {"m2", "gmdgm"} and comparison.data.X_test.shape[0] > 0
+    # the models read back from the checkpoints are the first seed's trained models: they give its scores
+    for kind, model in comparison.models.items():
+        assert su.evaluate(model, comparison.data) == comparison.scores[kind][0]
+    assert found.stand_in is not None and found.stand_in.scores.keys() == comparison.scores.keys()
     assert sorted(path.name for path in (tmp_path / "two").glob("*.pt")) == sorted(
         f"{prefix}{kind}-seed{seed}.pt" for prefix in ("", "prototypes-") for kind in ("m2", "gmdgm") for seed in (0, 1))
 

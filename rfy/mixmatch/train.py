@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +20,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
-from rfy.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rfy.checkpoint import ResumableLoop
 from rfy.data import to_unit_interval
 from rfy.distributed import ProcessGroup, join_process_group
 from rfy.errors import ConfigError
@@ -213,16 +212,6 @@ class Trainer:
             wrong += (logits.argmax(dim=-1) != self.data.test_labels[start:start + batch_size]).sum()
         return 100.0 * wrong.item() / len(self.data.test_labels)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"classifier": self.classifier.state_dict(), "average": self.average.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng": rng_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classifier.load_state_dict(state["classifier"])
-        self.average.model.load_state_dict(state["average"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-
 
 def train(data: SemiSupervisedData, config: Config, method: str, seed: int, *,
           checkpoint_path: str | Path | None = None) -> TrainResult:
@@ -232,11 +221,11 @@ def train(data: SemiSupervisedData, config: Config, method: str, seed: int, *,
     """
     trainer = Trainer(data, config, method, seed)
     group = trainer.group
-    result, start = TrainResult(trainer.average.model), 0
-    saved = load_checkpoint(checkpoint_path) if checkpoint_path else None
-    if saved is not None:
-        trainer.load_state_dict(saved["trainer"])
-        result.history, result.train_seconds, start = saved["history"], saved["train_seconds"], saved["step"]
+    result = TrainResult(trainer.average.model)
+    loop = ResumableLoop(checkpoint_path, {"classifier": trainer.classifier, "average": trainer.average.model,
+                                           "optimizer": trainer.optimizer}, rng=True)
+    saved = loop.resume() or {"history": [], "train_seconds": 0.0, "step": 0}
+    result.history, result.train_seconds, start = saved["history"], saved["train_seconds"], saved["step"]
     running_loss = torch.zeros((), device=group.device)
     bar = progress(total=config.steps, desc=method, unit="step", initial=start, disable=not group.is_main)
     tick = time.perf_counter()
@@ -252,9 +241,7 @@ def train(data: SemiSupervisedData, config: Config, method: str, seed: int, *,
             result.history.append({"step": done, "seconds": round(result.train_seconds, 2),
                                    "error": trainer.test_error(), "loss": loss})
             running_loss.zero_()
-            if checkpoint_path:
-                save_checkpoint(checkpoint_path, {"trainer": trainer.state_dict(), "history": result.history,
-                                                  "train_seconds": result.train_seconds, "step": done})
+            loop.save(history=result.history, train_seconds=result.train_seconds, step=done)
             tick = time.perf_counter()
     bar.close()
     result.steps = config.steps

@@ -20,9 +20,9 @@ from rfy.neural_ode.claims import claims, parameter_facts
 from rfy.neural_ode.cnf import CNF, MLPDynamics, exact_divergence, standard_normal_log_prob
 from rfy.neural_ode.config import Config
 from rfy.neural_ode.cost import cost_parts
-from rfy.neural_ode.experiments import (adjoint_checks, adjoint_metrics, classifier_metrics, cnf_metrics,
+from rfy.neural_ode.experiments import (Study, adjoint_checks, adjoint_metrics, classifier_metrics, cnf_metrics,
                                         compare_classifiers, latent_metrics, load_image_data,
-                                        nfe_versus_tolerance, predict_spirals, run_experiment,
+                                        nfe_versus_tolerance, predict_spirals, run_experiment, study,
                                         train_cnf, train_latent_models, two_circles)
 from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals
 from rfy.neural_ode.odeblock import SOLVERS, ODEBlock, integrate
@@ -57,12 +57,12 @@ PAPER_NUMBERS = [
 CHAPTER = Chapter(
     "neural-ode", 1, "Neural ordinary differential equations", "01_neural_odes",
     Config, run_experiment, claims, PAPER_NUMBERS, citation="chen2018neural",
-    summary="an ODE solver can replace a stack of residual layers, at constant memory and a fraction of the parameters", cost_parts=cost_parts)
+    summary="an ODE solver can replace a stack of residual layers, at constant memory and a fraction of the parameters", cost_parts=cost_parts, study=study)
 
 
 __all__ = [
     "CHAPTER", "cost_parts",
-    "Config", "PAPER_NUMBERS", "run_experiment", "claims", "parameter_facts", "gradient_differences",
+    "Config", "PAPER_NUMBERS", "run_experiment", "study", "Study", "claims", "parameter_facts", "gradient_differences",
     "ODEBlock", "integrate", "SOLVERS", "ConvDynamics",
     "ResidualBlock", "make_odenet", "make_resnet", "ode_block_of", "count_parameters", "CNF", "MLPDynamics",
     "exact_divergence", "standard_normal_log_prob", "LatentODE", "RNNBaseline", "Spirals", "make_spirals",

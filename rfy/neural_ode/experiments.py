@@ -1,7 +1,8 @@
 """The chapter's experiments, shared by the notebook and ``python -m rfy run neural-ode``.
 
 Each function takes the chapter ``Config`` and returns plain numbers (and the trained model where
-the notebook wants to plot it). ``run_experiment`` chains them as resumable stages.
+the notebook wants to plot it). ``study`` chains them as resumable stages and keeps what the notebook
+plots; ``run_experiment`` returns its metrics.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sklearn.datasets import make_circles
 from torch import nn
 
 from rfy.augment import random_crop
-from rfy.checkpoint import ResumableLoop, RunState, load_checkpoint, save_checkpoint
+from rfy.checkpoint import ResumableLoop, RunState
 from rfy.data import load_digits, load_mnist, to_unit_interval
 from rfy.neural_ode.adjoint import gradient_differences, memory_versus_steps
 from rfy.neural_ode.classifiers import ConvDynamics, count_parameters, make_odenet, make_resnet, ode_block_of
@@ -305,12 +306,11 @@ def train_latent_models(config: Config, checkpoint: Path | None = None) -> Laten
     window_grid = train.times[: SPIRAL_WINDOW]
     seed_everything(config.seed)
     models = build_sequence_models(config, device)
-    saved = load_checkpoint(checkpoint) if checkpoint else None
-    histories: dict[str, list[float]] = {}
+    # Saved after each model finishes: a model not trained yet is saved (and restored) as it was built.
+    loop = ResumableLoop(checkpoint, models)
+    histories: dict[str, list[float]] = (loop.resume() or {"histories": {}})["histories"]
     for name, model in models.items():
-        if saved and name in saved:
-            model.load_state_dict(saved[name]["model"])
-            histories[name] = saved[name]["history"]
+        if name in histories:
             continue
         seed_everything(config.seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.latent_lr)
@@ -318,9 +318,7 @@ def train_latent_models(config: Config, checkpoint: Path | None = None) -> Laten
         for _ in progress(range(config.latent_iters), desc=name):
             loss = sequence_step(model, optimizer, values, times, train.observed, window_grid)
             histories[name].append(float(loss))
-        if checkpoint:
-            saved = {**(saved or {}), name: {"model": model.state_dict(), "history": histories[name]}}
-            save_checkpoint(checkpoint, saved)
+        loop.save(histories=histories)
     return LatentResult(models, test, predict_rmse(models, test), histories)
 
 
@@ -371,23 +369,51 @@ def latent_metrics(result: LatentResult) -> dict[str, float]:
             for name, scores in result.rmse.items() for key, value in scores.items()}
 
 
-def run_experiment(config: Config, state: RunState) -> dict[str, float]:
-    """All four experiments as resumable stages; returns the metrics a run record stores."""
+@dataclass
+class Study:
+    """The chapter's experiment with what the notebook's figures need: ``metrics`` is ``run_experiment``'s,
+    and each stage's results (its checks, trained models and histories). A stage finished in an earlier
+    session of a resumed run brings its metrics only; its results are then ``None``."""
+
+    config: Config
+    metrics: dict[str, float]
+    data: ImageData
+    adjoint: dict[str, object] | None = None
+    classifiers: list[ClassifierResult] | None = None
+    nfe_rows: list[dict[str, float]] | None = None
+    flow: CNFResult | None = None
+    latent: LatentResult | None = None
+
+
+def study(config: Config, state: RunState) -> Study:
+    """All four experiments as resumable stages (adjoint checks, classifiers with NFE per tolerance, CNF,
+    latent models); returns their metrics and results."""
     data = load_image_data(config)
+    found = Study(config, {}, data)
+
+    def adjoint(_: Path) -> dict[str, float]:
+        found.adjoint = adjoint_checks(config, data)
+        return adjoint_metrics(found.adjoint)
 
     def classifiers(_: Path) -> dict[str, float]:
-        results = compare_classifiers(config, data, state)
-        nfe_rows = nfe_versus_tolerance(results[0].model, data.X_test[:1000], data.y_test[:1000],
-                                        config.nfe_tolerances)
-        return classifier_metrics(results, nfe_rows)
+        found.classifiers = compare_classifiers(config, data, state)
+        found.nfe_rows = nfe_versus_tolerance(found.classifiers[0].model, data.X_test[:1000], data.y_test[:1000],
+                                              config.nfe_tolerances)
+        return classifier_metrics(found.classifiers, found.nfe_rows)
 
-    stages = {
-        "adjoint": lambda _: adjoint_metrics(adjoint_checks(config, data)),
-        "classifiers": classifiers,
-        "cnf": lambda checkpoint: cnf_metrics(train_cnf(config, checkpoint)),
-        "latent": lambda checkpoint: latent_metrics(train_latent_models(config, checkpoint)),
-    }
-    metrics: dict[str, float] = {}
-    for name, stage in stages.items():
-        metrics.update(state.stage(name, stage))
-    return metrics
+    def cnf(checkpoint: Path) -> dict[str, float]:
+        found.flow = train_cnf(config, checkpoint)
+        return cnf_metrics(found.flow)
+
+    def latent(checkpoint: Path) -> dict[str, float]:
+        found.latent = train_latent_models(config, checkpoint)
+        return latent_metrics(found.latent)
+
+    for name, stage in {"adjoint": adjoint, "classifiers": classifiers, "cnf": cnf, "latent": latent}.items():
+        found.metrics.update(state.stage(name, stage))
+    return found
+
+
+def run_experiment(config: Config, state: RunState) -> dict[str, float]:
+    """The metrics a run record stores: those of ``study``."""
+    return study(config, state).metrics

@@ -14,9 +14,9 @@ compared. A few hundred comparisons can stand in for a hand-written reward. The 
 * ``select_queries``, ``label_schedule``: disagreement queries and the decaying label rate;
 * ``EpisodeBuffer``, ``LearnedRewardVecEnv``: clips, and the learned reward handed to
   stable-baselines3's PPO;
-* ``train_from_preferences``, ``train_true_reward_agent``, ``random_run``, ``train_agents`` (every
-  agent of a run, side by side on the CPU's cores), ``run_experiment`` (medians and the best of
-  ``Config.agents`` agents of each kind) and ``claims``.
+* ``train_from_preferences``, ``train_true_reward_agent``, ``random_run``, ``study`` (every agent of
+  a run, side by side on the CPU's cores, with the runs the notebook plots), ``run_experiment`` (its
+  metrics: medians and the best of ``Config.agents`` agents of each kind) and ``claims``.
 """
 from rfy.contract import Chapter
 from rfy.preferences.bradley_terry import log_preference_probability, preference_loss, preference_probability
@@ -28,9 +28,8 @@ from rfy.preferences.envs import ENVIRONMENTS, MUJOCO_HINT, make_env, make_vec, 
 from rfy.preferences.experiments import (AgentJob, AgentRun, Evaluation, PreferenceRun, agent_jobs, agent_seeds,
                                          backflip_metrics, best_over_agents, evaluate, gain_ratio,
                                          heldout_accuracy, make_ppo, median_over_agents, preference_metrics,
-                                         random_policy, random_run, run_experiment, summarise,
-                                         train_agents, train_from_preferences, train_true_reward_agent,
-                                         true_reward_metrics)
+                                         random_policy, random_run, run_experiment, study, Study, summarise,
+                                         train_from_preferences, train_true_reward_agent, true_reward_metrics)
 from rfy.preferences.oracle import SCORERS, backflip_score, synthetic_preferences, true_return_score
 from rfy.preferences.queries import (disagreement, label_schedule, round_boundaries, select_by_disagreement,
                                      select_queries)
@@ -84,7 +83,7 @@ def optional_packages(config: Config) -> list[tuple[str, str]]:
 CHAPTER = Chapter(
     "preferences", 4, "Deep reinforcement learning from human preferences", "04_preferences",
     Config, run_experiment, claims, PAPER_NUMBERS, citation="christiano2017deep",
-    summary="a reward learned from comparisons trains an agent almost as well as the true reward", extras="mujoco", cost_parts=cost_parts, optional_packages=optional_packages)
+    summary="a reward learned from comparisons trains an agent almost as well as the true reward", extras="mujoco", cost_parts=cost_parts, optional_packages=optional_packages, study=study)
 
 
 __all__ = [
@@ -98,5 +97,5 @@ __all__ = [
     "label_schedule", "round_boundaries", "EpisodeBuffer", "LearnedRewardVecEnv", "step_features", "make_env",
     "make_vec", "require_mujoco", "train_from_preferences", "train_true_reward_agent", "random_run",
     "random_policy", "evaluate", "backflip_metrics", "heldout_accuracy", "gain_ratio", "AgentRun", "PreferenceRun",
-    "Evaluation", "AgentJob", "agent_jobs", "train_agents",
+    "Evaluation", "AgentJob", "agent_jobs", "study", "Study",
 ]

@@ -130,7 +130,7 @@ def reward_model_part(config: Config, agents: int, comparisons: tuple[int, ...],
 
 
 def cost_parts(config: Config) -> list[CostPart]:
-    """Every training of the preset (see ``rfy.cost``): the agents of ``train_agents``, then the backflip."""
+    """Every training of the preset (see ``rfy.cost``): the agents of ``study``, then the backflip."""
     parts = [true_reward_part(config),
              learned_reward_part(config, config.agents, config.comparisons, config.total_timesteps),
              reward_model_part(config, config.agents, config.comparisons, config.total_timesteps)]

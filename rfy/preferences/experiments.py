@@ -2,8 +2,8 @@
 
 Each agent trains on one CPU thread (``torch_threads(1)``): the networks are tiny, so a second thread
 buys little, and a pinned thread count makes a seed give the same agent on every machine. The
-agents of a run are independent, so on the CPU ``train_agents`` trains them side by side, one
-process per core (``rfy.parallel``).
+agents of a run are independent, so on the CPU ``study`` (and ``run_experiment``, its metrics) trains
+them side by side, one process per core (``rfy.parallel``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rfy.checkpoint import RunState
-from rfy.parallel import default_workers, in_processes, stages_in_processes
+from rfy.parallel import default_workers, in_processes
 from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import Config
 from rfy.preferences.envs import ENVIRONMENTS, make_env, make_vec
@@ -376,40 +376,59 @@ def train_job(job: AgentJob) -> AgentRun:
     return run
 
 
-def job_metrics(job: AgentJob) -> dict[str, float]:
-    """Train the agent ``job`` names and return only its metrics (what a run's stage stores)."""
+def trained_job(job: AgentJob) -> tuple[AgentRun, dict[str, float]]:
+    """Train the agent ``job`` names: its run (``train_job``) and its metrics (what the run's stage stores)."""
     run = train_job(job)
     if job.comparisons is None:
-        return true_reward_metrics(run, job.index)
-    return preference_metrics(run, job.config, job.comparisons, job.index)
+        return run, true_reward_metrics(run, job.index)
+    return run, preference_metrics(run, job.config, job.comparisons, job.index)
 
 
-def train_agents(config: Config, device: torch.device | str = "cpu",
-                 workers: int | None = None) -> tuple[list[AgentRun], dict[int, list[PreferenceRun]]]:
-    """All agents of a run, as ``(true_reward_runs, {comparisons: preference_runs})``, each list in
-    agent order; trained side by side on ``workers`` processes (default: one per CPU core)."""
-    device = select_device(device)  # "auto" and unavailable devices are resolved here, before training
-    jobs = agent_jobs(config, device)
-    runs = dict(in_processes(train_job, jobs, workers or default_workers(device), desc="agents"))
-    true_runs = [runs[job] for job in jobs if job.comparisons is None]
-    return true_runs, {n: [runs[job] for job in jobs if job.comparisons == n] for n in config.comparisons}
+@dataclass
+class Study:
+    """The chapter's experiment with what the notebook's figures need: ``metrics`` is ``run_experiment``'s;
+    the random policy's run and each agent's run (learning curve, reward model, buffer), in agent order.
+    A stage finished in an earlier session of a resumed run brings its metrics only: its run is ``None``."""
+
+    config: Config
+    metrics: dict[str, float]
+    random: AgentRun | None
+    true_reward: list[AgentRun | None]
+    preferences: dict[int, list[PreferenceRun | None]]
 
 
-def run_experiment(config: Config, state: RunState, workers: int | None = None) -> dict[str, float]:
+def study(config: Config, state: RunState, workers: int | None = None) -> Study:
     """Random policy, ``config.agents`` true-reward agents, as many preference agents per comparison budget
-    (and, if asked, the backflip), each a resumable stage; returns the metrics a run record stores.
+    (and, if asked, the backflip), each a resumable stage; returns the metrics a run record stores and
+    the runs trained in this session.
 
     Agents train side by side on ``workers`` processes (default: one per CPU core on the CPU); each
-    one's stage is saved as soon as it finishes (``rfy.parallel.stages_in_processes``). Each kind's return is the median over its agents, all evaluated on the same
-    test start states; ``preference_<n>_fraction`` is ``gain_ratio`` of those medians.
+    one's stage is saved as soon as it finishes. Each kind's return is the median over its agents, all
+    evaluated on the same test start states; ``preference_<n>_fraction`` is ``gain_ratio`` of those medians.
     """
     device = select_device(config.device)  # an unavailable device fails here, before any training
-    metrics = dict(state.stage("random", lambda _: {"random_return": random_run(config).evaluation.mean}))
+    runs: dict[str, AgentRun] = {}
+
+    def random_stage(_) -> dict[str, float]:
+        runs["random"] = random_run(config)
+        return {"random_return": runs["random"].evaluation.mean}
+
+    metrics = dict(state.stage("random", random_stage))
     jobs = {job.stage: job for job in agent_jobs(config, device)}
-    for stage_metrics in stages_in_processes(state, jobs, job_metrics, workers or default_workers(device),
-                                             desc="agents").values():
-        metrics |= stage_metrics
+    missing = [job for name, job in jobs.items() if name not in state.stages]
+    state.mark_started([job.stage for job in missing])
+    for job, (run, found) in in_processes(trained_job, missing, workers or default_workers(device), desc="agents"):
+        runs[job.stage] = run
+        state.stage(job.stage, lambda _, found=found: found)  # saved as soon as the agent finishes
+    for name in jobs:
+        metrics |= state.stages[name]
     metrics = summarise(metrics, config)
     if config.backflip_timesteps:
         metrics |= state.stage("backflip", lambda _: backflip_metrics(config, device))
-    return metrics
+    agents = lambda n: [runs.get(name) for name, job in jobs.items() if job.comparisons == n]
+    return Study(config, metrics, runs.get("random"), agents(None), {n: agents(n) for n in config.comparisons})
+
+
+def run_experiment(config: Config, state: RunState, workers: int | None = None) -> dict[str, float]:
+    """The metrics a run record stores: those of ``study``."""
+    return study(config, state, workers).metrics

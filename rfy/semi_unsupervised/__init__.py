@@ -11,7 +11,7 @@ Gaussian cluster in latent space. The package has:
 * ``make_semi_unsupervised`` and ``load_data``: masked classes, kept labels and a validation split;
 * ``prototype_images``: a stand-in where every class is a separate mode (``dataset="prototypes"``);
 * ``cluster_to_label`` and ``evaluate``: naming clusters on the validation split, scoring on the test split;
-* ``train_model``, ``compare`` and ``run_experiment``: M2 against GM-DGM over several seeds, on digits
+* ``train_model``, ``study`` and ``run_experiment``: M2 against GM-DGM over several seeds, on digits
   and on the stand-in;
 * ``claims``: what the chapter asserts about those metrics;
 * ``cost_parts``: each model's real training step at the preset's size, for ``rfy estimate``.
@@ -22,9 +22,9 @@ from rfy.semi_unsupervised.config import Config
 from rfy.semi_unsupervised.cost import cost_parts
 from rfy.semi_unsupervised.data import SemiUnsupervisedData, labelled_mask, make_semi_unsupervised, prototype_images
 from rfy.semi_unsupervised.evaluation import UNMAPPED, accuracies, cluster_to_label
-from rfy.semi_unsupervised.experiments import (NAMES, STAND_IN, Comparison, ModelJob, compare, evaluate,
+from rfy.semi_unsupervised.experiments import (NAMES, STAND_IN, Comparison, ModelJob, Study, evaluate,
                                                experiment_metrics, label_clusters, latent_means, load_data,
-                                               masked_gaps, model_jobs, predict_clusters, run_experiment,
+                                               masked_gaps, model_jobs, predict_clusters, run_experiment, study,
                                                TrainingStep, train_and_evaluate, train_model)
 from rfy.semi_unsupervised.model import GMDGM, M2, DeepGenerativeModel, make_model
 from rfy.semi_unsupervised.objectives import (bernoulli_log_likelihood, class_prior, gaussian_kl, labelled_bound,
@@ -61,13 +61,13 @@ PAPER_NUMBERS = [
 CHAPTER = Chapter(
     "semi-unsupervised", 2, "Semi-unsupervised learning (GM-DGM against M2)", "02_semi_unsupervised",
     Config, run_experiment, claims, PAPER_NUMBERS, citation="willetts2019semi",
-    summary="a mixture prior finds classes that have no labels at all", cost_parts=cost_parts)
+    summary="a mixture prior finds classes that have no labels at all", cost_parts=cost_parts, study=study)
 
 
 __all__ = [
     "CHAPTER", "cost_parts", "PAPER_FASHION_MNIST", "TrainingStep",
     "Config", "PAPER_NUMBERS", "run_experiment", "claims", "experiment_metrics", "masked_gaps", "STAND_IN",
-    "compare", "Comparison", "train_model", "evaluate", "load_data",
+    "study", "Study", "Comparison", "train_model", "evaluate", "load_data",
     "label_clusters", "predict_clusters", "latent_means", "NAMES", "M2", "GMDGM", "DeepGenerativeModel",
     "make_model", "unlabelled_bound", "labelled_bound", "class_prior", "semi_unsupervised_loss",
     "bernoulli_log_likelihood", "gaussian_kl", "make_semi_unsupervised", "prototype_images",

@@ -3,7 +3,7 @@
 On the CPU each model trains on one torch thread: these MLPs are too small for a second thread to
 pay, two threads per run on a busy machine spin instead of computing, and a pinned count gives
 the same bits on every machine. The runs of a comparison (models × seeds) are independent, so
-``compare`` and ``run_experiment`` train them side by side, one process per core (``rfy.parallel``).
+``study`` (and ``run_experiment``, its metrics) trains them side by side, one process per core (``rfy.parallel``).
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rfy.checkpoint import RunState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rfy.checkpoint import ResumableLoop, RunState
 from rfy.data import to_unit_interval
-from rfy.parallel import default_workers, in_processes, stages_in_processes
+from rfy.parallel import default_workers, stages_in_processes
 from rfy.progress import progress
 from rfy.runtime import seed_everything, select_device, torch_threads
 from rfy.semi_unsupervised.config import N_CLASSES, Config
@@ -180,13 +180,8 @@ def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: 
     seed_everything(seed)
     model = build_model(kind, data, config)
     optimizer = make_optimizer(model, config)
-    saved = load_checkpoint(checkpoint) if checkpoint else None
-    start = 0
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        set_rng_state(saved["rng"])
-        start = saved["epoch"]
+    loop = ResumableLoop(checkpoint, {"model": model, "optimizer": optimizer}, rng=True)
+    start = (loop.resume() or {"epoch": 0})["epoch"]
     step = TrainingStep(model, optimizer, data, config, classifier_weight(data, config))
     device = data.X_unlabelled.device
     model.train()
@@ -194,9 +189,7 @@ def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: 
         step.set_kl_weight(kl_weight_at(epoch, config))
         for batch in torch.randperm(len(data.X_unlabelled), device=device).split(config.batch_size):
             step(batch)
-        if checkpoint:
-            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "rng": rng_state(), "epoch": epoch + 1})
+        loop.save(epoch=epoch + 1)
     model.eval()
     return model
 
@@ -300,19 +293,15 @@ class ModelJob:
     checkpoint: Path | None = None
 
 
-def train_and_evaluate(job: ModelJob) -> tuple[DeepGenerativeModel, dict[str, float]]:
-    """Train the model ``job`` names and score it (``evaluate``), on one thread when on the CPU."""
+def train_and_evaluate(job: ModelJob) -> dict[str, float]:
+    """Train the model ``job`` names and score it (``evaluate``), on one thread when on the CPU: what a run's
+    stage stores (the trained model stays in the job's checkpoint)."""
     data = load_data(job.config, job.seed)
     on_cpu = data.X_unlabelled.device.type == "cpu"
     with torch_threads(1) if on_cpu else contextlib.nullcontext():
         model = train_model(job.kind, data, job.config, seed=job.seed, checkpoint=job.checkpoint,
                             desc=f"{NAMES[job.kind]}, seed {job.seed}")
-        return model, evaluate(model, data)
-
-
-def job_scores(job: ModelJob) -> dict[str, float]:
-    """The scores of ``train_and_evaluate`` alone: what a run's stage stores."""
-    return train_and_evaluate(job)[1]
+        return evaluate(model, data)
 
 
 def model_jobs(config: Config, checkpoints: Callable[[str], Path] | None = None,
@@ -324,25 +313,34 @@ def model_jobs(config: Config, checkpoints: Callable[[str], Path] | None = None,
             for name, kind, seed in names}
 
 
-def compare(config: Config, workers: int | None = None) -> Comparison:
-    """Every model of ``config.models`` on every seed, each seed with its own split of the labels;
-    trained side by side on ``workers`` processes (default: one per CPU core on the CPU)."""
-    jobs = list(model_jobs(config).values())
-    results = dict(in_processes(train_and_evaluate, jobs, workers or default_workers(select_device(config.device)),
-                                desc="models"))
-    scores = {kind: [results[job][1] for job in jobs if job.kind == kind] for kind in config.models}
-    first_seed = config.seeds[0]
-    models = {job.kind: results[job][0] for job in jobs if job.seed == first_seed}
-    return Comparison(scores, load_data(config, first_seed), models)
+def trained_model(job: ModelJob) -> DeepGenerativeModel:
+    """The model a finished run of ``job`` trained, read from its checkpoint (saved after its last epoch)."""
+    model = build_model(job.kind, load_data(job.config, job.seed), job.config)
+    if ResumableLoop(job.checkpoint, {"model": model}).resume() is None:
+        raise FileNotFoundError(f"{job.checkpoint} is missing, so the trained {NAMES[job.kind]} of seed {job.seed} "
+                                f"cannot be shown; start the run over without --resume")
+    return model.eval()
 
 
-def run_experiment(config: Config, state: RunState, workers: int | None = None) -> dict[str, float]:
+@dataclass
+class Study:
+    """The chapter's experiment with what the notebook's figures need: ``metrics`` is ``run_experiment``'s;
+    ``comparison`` holds the dataset's scores per seed, its first seed's data and trained models, and
+    ``stand_in`` the prototypes stand-in's (``None`` when ``config.runs_stand_in`` is false)."""
+
+    config: Config
+    metrics: dict[str, float]
+    comparison: Comparison
+    stand_in: Comparison | None
+
+
+def study(config: Config, state: RunState, workers: int | None = None) -> Study:
     """Every (dataset, model, seed) run as its own resumable stage, checkpointed every epoch, trained
     side by side on ``workers`` processes (default: one per CPU core on the CPU, one per run on a GPU,
     where each run's Python loop then feeds the one GPU in turn).
 
     Runs ``config.dataset`` and, when ``config.runs_stand_in``, the prototypes stand-in with the same
-    recipe; returns the record's metrics (``experiment_metrics``).
+    recipe. The first seed's models of each comparison are read back from their checkpoints.
     """
     runs = {"": model_jobs(config, state.checkpoint_path)}
     if config.runs_stand_in:
@@ -350,10 +348,19 @@ def run_experiment(config: Config, state: RunState, workers: int | None = None) 
     jobs = {name: job for group in runs.values() for name, job in group.items()}
     device = select_device(config.device)
     workers = workers or (len(jobs) if device.type == "cuda" else default_workers(device))
-    scores = stages_in_processes(state, jobs, job_scores, workers, desc="models")
+    scores = stages_in_processes(state, jobs, train_and_evaluate, workers, desc="models")
 
-    def scores_of(group: dict[str, ModelJob]) -> dict[str, list[dict[str, float]]]:
-        return {kind: [scores[name] for name, job in group.items() if job.kind == kind] for kind in config.models}
+    def comparison(group: dict[str, ModelJob]) -> Comparison:
+        first = next(iter(group.values())).config
+        return Comparison({kind: [scores[name] for name, job in group.items() if job.kind == kind]
+                           for kind in config.models}, load_data(first, first.seeds[0]),
+                          {job.kind: trained_model(job) for job in group.values() if job.seed == first.seeds[0]})
 
-    stand_in = scores_of(runs["prototypes-"]) if config.runs_stand_in else None
-    return experiment_metrics(scores_of(runs[""]), stand_in)
+    dataset = comparison(runs[""])
+    stand_in = comparison(runs["prototypes-"]) if config.runs_stand_in else None
+    return Study(config, experiment_metrics(dataset.scores, stand_in.scores if stand_in else None), dataset, stand_in)
+
+
+def run_experiment(config: Config, state: RunState, workers: int | None = None) -> dict[str, float]:
+    """The record's metrics (``experiment_metrics``) of ``study``."""
+    return study(config, state, workers).metrics
