@@ -222,6 +222,36 @@ def test_training_history_reports_the_effective_sample_size_per_epoch():
     assert uniform[0]["rare_share"] == pytest.approx(uniform[0]["rare_fraction"])
 
 
+def test_full_mode_warns_when_the_resampling_concentrates_on_a_few_positives():
+    import warnings
+
+    from rfy.debiasing import ESS_WARNING_FRACTION, warn_if_concentrated
+
+    # On structureless k = 8 latents (the full preset's size) the paper's mildest α values stay above the
+    # warning fraction and its harshest fall below it: what the chapter says holds, and what it warns about.
+    full = Config.full()
+    assert all(gaussian_latents_ess(full.latent_dim, alpha, bins=full.bins) >= ESS_WARNING_FRACTION
+               for alpha in (0.1, 0.05))
+    assert all(gaussian_latents_ess(full.latent_dim, alpha, bins=full.bins) < ESS_WARNING_FRACTION
+               for alpha in (0.01, 0.001))
+    spread = torch.full((1000,), 1 / 1000)
+    concentrated = torch.cat([torch.full((10,), 0.099), torch.full((990,), 0.01 / 990)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_if_concentrated(spread, 0.1, epoch=0)
+    with pytest.warns(RuntimeWarning, match=r"alpha = 0.001: epoch 3 .* effective sample size of 10 of 1,000"):
+        assert warn_if_concentrated(concentrated, 0.001, epoch=3)
+    # In training: once per model in full mode, never in reduced mode.
+    data = make_biased_digits(seed=0)
+    knobs = {"dataset": "digits", "epochs": 2, "latent_dim": 8, "hidden": 16, "train_per_class": 0}
+    with pytest.warns(RuntimeWarning, match="alpha = 0.001") as caught:
+        train_model(data, Config.full(**knobs), debias=True, alpha=0.001)
+    assert len([w for w in caught if "effective sample size" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        train_model(data, Config.reduced(**knobs), debias=True, alpha=0.001)
+
+
 def test_sweep_metrics_and_claims():
     import rfy.debiasing.experiments as experiments
 

@@ -11,7 +11,8 @@ from rfy.errors import ConfigError
 from rfy.runtime import torch_threads
 from rfy.voters import (CLASSIFICATION, DISTRIBUTION, HEADS, REGRESSION, VOTER, Config, VoteModel, bin_centres,
                         bin_index, cast_votes, claims, draw_voters, expected_votes, ground_truth, pearson,
-                        raw_vote_curve, run_experiment, simulate, train_head, vote_probabilities, votes_equivalent)
+                        raw_vote_curve, run_experiment, simulate, summarise, train_head, vote_probabilities,
+                        votes_equivalent)
 from rfy.voters import scut
 
 #: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
@@ -172,13 +173,38 @@ def test_run_experiment_metrics_claims_and_the_control(tmp_path):
     config = Config(n_items=1500, test_items=300, steps=300, heads=(DISTRIBUTION, VOTER), repeats=1,
                     permutations=4, heldout_votes=15)
     metrics = run_experiment(config, RunState(tmp_path, resume=False))
-    for key in ("voter_r", "distribution_r", "voter_k_star", "raw_votes_r_15", "control_voter_r", "run0_voter_r"):
+    for key in ("voter_r", "distribution_r", "voter_k_star", "raw_votes_r_15", "control_voter_r", "run0_voter_r",
+                "voter_k_star_advantage", "control_voter_k_star_advantage"):
         assert key in metrics
     assert metrics["voter_advantage"] > 0.005  # biased voters: modelling them pays
     assert metrics["control_voter_advantage"] < metrics["voter_advantage"] / 2  # identical voters: it does not
-    assert [claim.key for claim in claims(metrics)] == ["voter-model-best", "voter-model-votes",
+    assert metrics["voter_k_star_advantage"] == pytest.approx(
+        metrics["run0_voter_k_star"] - metrics["run0_distribution_k_star"])
+    assert [claim.key for claim in claims(metrics)] == ["voter-model-best", "voter-model-vote-margin",
                                                          "control-no-advantage"]
     assert claims({"scut_voter_r": 0.9}) == []
+
+
+def tied_runs(voter_gain: float) -> dict[int, dict[str, dict[str, float]]]:
+    """Two seeds' runs of all four heads on a linear raw-vote curve r(n) = 0.03 n (n = 1 … 30), the voter model
+    ``voter_gain`` above the vote-distribution head in r, and the control's voter model level with it."""
+    curve = {f"raw_votes_r_{n}": 0.03 * n for n in range(1, 31)}
+    heads = {REGRESSION: 0.30, CLASSIFICATION: 0.33, DISTRIBUTION: 0.45}
+    return {seed: {"votes": curve, **{head: {"r": r + 0.01 * seed} for head, r in heads.items()},
+                   VOTER: {"r": heads[DISTRIBUTION] + voter_gain + 0.01 * seed}} for seed in (0, 1)}
+
+
+def test_claims_fail_when_another_head_ties_with_the_voter_model():
+    config = Config()
+    control = summarise(config, tied_runs(0.0), "control_")
+    tie = summarise(config, tied_runs(0.0), "") | control
+    assert tie["voter_advantage"] == pytest.approx(0.0) and tie["voter_k_star_advantage"] == pytest.approx(0.0)
+    assert {c.key: c.holds for c in claims(tie)} == {"voter-model-best": False, "voter-model-vote-margin": False,
+                                                     "control-no-advantage": True}
+    # A clear win: 0.06 in r is two raw votes on this curve (0.03 per vote).
+    win = summarise(config, tied_runs(0.06), "") | control
+    assert win["voter_k_star_advantage"] == pytest.approx(2.0)
+    assert all(c.holds for c in claims(win))
 
 
 # --- full mode on a tiny archive in the SCUT-FBP5500 release format ---------------------------------------------

@@ -18,9 +18,10 @@ from rfy.debiasing.claims import CLAIM_ALPHA, claims
 from rfy.debiasing.config import Config
 from rfy.debiasing.cost import cost_parts
 from rfy.debiasing.data import GROUP_NAMES, RARE_GROUPS, BiasedData, make_biased_digits
-from rfy.debiasing.experiments import (NO_RESAMPLING, STANDARD, alpha_sweep, evaluate, load_data, method_name,
-                                       metric_prefix, positive_latent_means, resampling_summary, run_experiment,
-                                       run_sweep, sweep_metrics, train_model)
+from rfy.debiasing.experiments import (ESS_WARNING_FRACTION, NO_RESAMPLING, STANDARD, alpha_sweep, evaluate,
+                                       load_data, method_name, metric_prefix, positive_latent_means,
+                                       resampling_summary, run_experiment, run_sweep, sweep_metrics, train_model,
+                                       warn_if_concentrated)
 from rfy.debiasing.losses import classifier_loss, debiasing_loss, kl_to_standard_normal, reconstruction_error
 from rfy.debiasing.model import DBVAE, make_dbvae
 from rfy.debiasing.resampling import effective_sample_size, histogram_mass, resampled_order, sampling_weights
@@ -67,7 +68,7 @@ __all__ = [
     "CHAPTER", "cost_parts",
     "Config", "PAPER_NUMBERS", "PAPER_TABLE_PPB", "claims", "CLAIM_ALPHA", "run_experiment", "run_sweep", "alpha_sweep",
     "train_model", "evaluate", "load_data", "method_name", "metric_prefix", "positive_latent_means",
-    "resampling_summary", "sweep_metrics", "STANDARD", "NO_RESAMPLING", "DBVAE", "make_dbvae",
+    "resampling_summary", "warn_if_concentrated", "ESS_WARNING_FRACTION", "sweep_metrics", "STANDARD", "NO_RESAMPLING", "DBVAE", "make_dbvae",
     "debiasing_loss", "classifier_loss", "kl_to_standard_normal", "reconstruction_error", "sampling_weights",
     "effective_sample_size", "histogram_mass", "resampled_order", "make_biased_digits", "BiasedData",
     "GROUP_NAMES", "RARE_GROUPS",

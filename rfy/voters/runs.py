@@ -50,15 +50,22 @@ def condition_runs(config: Config, condition: str, seed: int, state: RunState,
 
 def summarise(config: Config, runs: dict[int, dict[str, dict[str, float]]], prefix: str = "") -> dict[str, float]:
     """Means over seeds (or folds) and per-run values: ``<head>_r``, ``_r_std``, ``_k_star``, the voter model's
-    advantage over the best other head, and the mean raw-vote curve; every key starts with ``prefix``."""
+    advantage over the best other head, and the mean raw-vote curve; every key starts with ``prefix``.
+
+    The advantages are taken run by run, against the best other head of that run, then summarised over runs:
+    ``voter_advantage`` :math:`= r_\text{voter} - \max_{h \ne \text{voter}} r_h` (mean, ``_min``, ``_std``) and
+    ``voter_k_star_advantage`` :math:`= k^*_\text{voter} - \max_{h \ne \text{voter}} k^*_h` (mean, ``_min``).
+    """
     flat: dict[str, float] = {}
     keys = sorted(runs)
+    k_star_of: dict[str, list[float]] = {}
     for head in config.heads:
         for name in runs[keys[0]][head]:
             flat[f"{prefix}{head}_{name}"] = statistics.fmean(runs[key][head][name] for key in keys)
         per_run = [runs[key][head]["r"] for key in keys]
         flat[f"{prefix}{head}_r_std"] = statistics.stdev(per_run) if len(per_run) > 1 else 0.0
         k_stars = [votes_equivalent(curve_of(runs[key]["votes"]), runs[key][head]["r"]) for key in keys]
+        k_star_of[head] = k_stars
         flat[f"{prefix}{head}_k_star"] = statistics.fmean(k_stars)
         for key, r, k_star in zip(keys, per_run, k_stars):
             flat[f"{prefix}run{key}_{head}_r"] = r
@@ -69,6 +76,9 @@ def summarise(config: Config, runs: dict[int, dict[str, dict[str, float]]], pref
         flat[f"{prefix}voter_advantage"] = statistics.fmean(advantages)
         flat[f"{prefix}voter_advantage_min"] = min(advantages)
         flat[f"{prefix}voter_advantage_std"] = statistics.stdev(advantages) if len(advantages) > 1 else 0.0
+        vote_margins = [k_star_of[VOTER][i] - max(k_star_of[head][i] for head in others) for i in range(len(keys))]
+        flat[f"{prefix}voter_k_star_advantage"] = statistics.fmean(vote_margins)
+        flat[f"{prefix}voter_k_star_advantage_min"] = min(vote_margins)
     for key in keys:
         flat.update({f"{prefix}run{key}_{name}": value for name, value in runs[key]["votes"].items()})
     curve = torch.stack([curve_of(runs[key]["votes"]) for key in keys]).mean(0)
