@@ -40,6 +40,7 @@ table: $(STAMP)
 	$(BIN)/python -m rfy results robustness --output $(ROBUSTNESS)
 	$(BIN)/python -m rfy results costs --output $(COSTS)
 	$(BIN)/python -m rfy results chapters --output $(CHAPTERS)
+	$(BIN)/python -m rfy notebooks records
 
 # MathJax 3 is served from the book itself, so equations render offline: the npm registry's
 # package (npm checks its integrity; we check the tarball's sha256 too), its es5 bundle unpacked.

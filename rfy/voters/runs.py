@@ -49,7 +49,7 @@ def condition_runs(config: Config, condition: str, seed: int, state: RunState,
 
 
 def summarise(config: Config, runs: dict[int, dict[str, dict[str, float]]], prefix: str = "") -> dict[str, float]:
-    """Means over seeds (or folds) and per-run values: ``<head>_r``, ``_r_std``, ``_k_star``, the voter model's
+    r"""Means over seeds (or folds) and per-run values: ``<head>_r``, ``_r_std``, ``_k_star``, the voter model's
     advantage over the best other head, and the mean raw-vote curve; every key starts with ``prefix``.
 
     The advantages are taken run by run, against the best other head of that run, then summarised over runs:
