@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from rfy.claims import HELD_OUT_SEEDS, SYMBOLS, TUNING_SEEDS, Claim, claim_digest, seed_range
 from rfy.config import MODES, config_differences
-from rfy.results import RunRecord, read_records
+from rfy.cost import cost_table, read_estimates
+from rfy.results import RunRecord, read_records, results_dir
 
 if TYPE_CHECKING:
     from rfy.contract import Chapter
@@ -396,6 +397,10 @@ def chapter_records_markdown(chapter: Chapter, root: Path | None = None) -> str:
     if full_columns and any(record.mode == "full" for record in read_records(chapter.slug, root)):
         parts += ["\n**Every full-mode run recorded**, shortened or changed runs included:\n",
                   mode_runs_table(chapter, "full", full_columns, root)]
+    estimates_root = root if root is not None else results_dir()
+    if any(item.mode == "full" for item in read_estimates(estimates_root, chapter.slug)):
+        parts += ["\n**What the full preset costs**, timed at its true size with `python -m rfy estimate` on the "
+                  "devices named:\n", cost_table(estimates_root, [chapter])]
     parts += ["\n**How robust are this chapter's claims?** Each claim over the seeds the thresholds were set on "
               "and over held-out seeds (the book's robustness page explains both):\n",
               robustness_table([chapter], root)]
