@@ -30,7 +30,7 @@ def claims(metrics: dict[str, float]) -> list[Claim]:
                 m("graph_over_training_spread"), SPREAD_RATIO_MAX, decimals=2,
                 why="a ratio near 1 would mean a new graph moves the accuracy no more than retraining does; the "
                     "ratio of two pooled standard deviations with 6 and 3 degrees of freedom is noisy (even with no "
-                    "graph effect its square follows an F distribution and exceeds 6² about 0.6% of the time), so the "
+                    "graph effect its square follows an F distribution and exceeds 6² about 0.7% of the time), so the "
                     "bound asks only that the graphs of a generator differ by a small multiple of training noise, "
                     "not by the tens of points that separate a chain from a random graph"),
         at_least("node-damage-grows-with-out-degree",
