@@ -14,7 +14,7 @@ from rfy.semi_unsupervised.experiments import NAMES, STAND_IN
 #: The paper's semi-unsupervised Fashion-MNIST accuracy of GM-DGM: 77.2 ± 1.3 % (abstract, v1).
 PAPER_FASHION_MNIST = (77.2, 1.3)
 MASKED_FLOOR = 35.0
-LABELLED_FLOOR = 88.0
+LABELLED_FLOOR = 85.0
 STAND_IN_MEAN_GAP = 15.0
 STAND_IN_MIN_GAP = 5.0
 
@@ -36,7 +36,7 @@ def claims(metrics: dict[str, float]) -> list[Claim]:
         found.append(at_least(
             f"{kind}-keeps-labelled-digits", f"{name}: accuracy on the labelled digits (mean over seeds)",
             metrics[f"{kind}_labelled_accuracy"], LABELLED_FLOOR, unit="%", decimals=1,
-            why="About ten labels per class give about 90%; 88% leaves room for the spread between seeds "
+            why="About ten labels per class give about 90%; 85% leaves room for the spread between seeds "
                 "and for other machines' arithmetic, and a model whose unlabelled term hurt the labelled "
                 "classes would fall below it."))
     found.append(at_least(
