@@ -105,12 +105,17 @@ def write_student_copies(paths: list[Path], folder: Path) -> list[Path]:
 
 RST_MATH = re.compile(r":math:`([^`]*)`")
 RST_LITERAL = re.compile(r"``([^`]+)``")
+#: Inline math ``$…$`` (not ``$$``); its line breaks are joined, since Markdown would read a line that starts
+#: with ``+`` as a list item, and a trailing backslash as a hard break, inside the formula.
+INLINE_MATH = re.compile(r"(?<!\$)\$(?!\$)[^$]+\$")
 
 
 def docstring_markdown(text: str) -> str:
-    """A docstring as Markdown for the page: ``:math:`x``` becomes ``$x$`` (rendered by MathJax) and
-    reStructuredText's double-backtick literals become single-backtick code."""
-    return RST_LITERAL.sub(r"`\1`", RST_MATH.sub(r"$\1$", inspect.cleandoc(text)))
+    """A docstring as Markdown for the page: ``:math:`x``` becomes ``$x$`` (rendered by MathJax), each
+    inline formula is joined onto one line, and reStructuredText's double-backtick literals become
+    single-backtick code."""
+    text = RST_LITERAL.sub(r"`\1`", RST_MATH.sub(r"$\1$", inspect.cleandoc(text)))
+    return INLINE_MATH.sub(lambda match: re.sub(r"\\?\n\s*", " ", match.group(0)), text)
 
 
 def split_docstrings(source: str) -> tuple[str, list[tuple[str, str]]]:

@@ -164,3 +164,35 @@ def test_exercises_are_labelled_per_chapter_and_never_referred_to_by_number(path
     labels = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
     assert len(labels) >= 3 and len(set(labels)) == len(labels)
     assert not re.search(r"\b[Ee]xercise \d", text), "refer to exercises by {ref} label, not by number"
+
+
+def test_docstring_math_is_joined_onto_one_line_so_markdown_cannot_break_it():
+    from rfy.notebooks import docstring_markdown
+
+    text = "Loss $a =\n    -b\n    + c$ and $d,\\\n e$.\n\nNext paragraph."
+    assert docstring_markdown(text) == "Loss $a = -b + c$ and $d, e$.\n\nNext paragraph."
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_source_blocks_are_the_package_code_as_it_is(path):
+    import importlib
+    import re as regex
+
+    from rfy.notebooks import source_block
+
+    notebook = nbformat.read(path, as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    alias = dict(regex.findall(r"^import (rfy\.\w+) as (\w+)$", code, regex.M))
+    modules = {name: importlib.import_module(module) for module, name in alias.items()}
+    for cell in notebook.cells:
+        call = regex.fullmatch(r"show_source\(([^)]*)\)", cell.source.strip()) if cell.cell_type == "code" else None
+        if call:
+            shown = [output["data"]["text/markdown"] for output in cell.outputs]
+            objects = []
+            for name in call.group(1).split(","):
+                head, *rest = name.strip().split(".")
+                obj = modules[head]
+                for attribute in rest:
+                    obj = getattr(obj, attribute)
+                objects.append(obj)
+            assert shown == [source_block(obj).data for obj in objects], f"re-run {cell.source} in {path.name}"
