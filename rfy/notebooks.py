@@ -275,7 +275,8 @@ def show_records(chapter: Any, root: Path | None = None) -> None:
 def refresh_records_outputs(chapters: list[Any], folder: Path, root: Path | None = None) -> list[Path]:
     """Rewrite the stored output of every notebook's ``rfy-records`` cell from the run records as they are
     now (no cell is executed), so the built page never shows records older than ``results/``; ``folder``
-    holds the notebooks, ``root`` the records (default: ``results/``). Returns the notebooks that changed. A chapter's notebook must have exactly one such cell."""
+    holds the notebooks, ``root`` the records (default: ``results/``). Returns the notebooks that changed.
+    A chapter's notebook must have exactly one such cell."""
     from rfy.tables import chapter_records_markdown
 
     changed = []
@@ -298,14 +299,13 @@ def page_time(started: float, device: Any = None) -> str:
     """The sentence a page ends with: how long it took since ``started`` (``time.perf_counter()``) and on
     what, e.g. ``This page ran in 45 s on 2 CPU cores (x86_64).`` The stored pages are executed on an
     idle 2-core machine, so the number a reader sees is a reader's time, not a hand-typed estimate."""
-    import time
-
     import torch
 
+    from rfy.parallel import cpu_cores
     from rfy.runtime import select_device
 
     seconds = time.perf_counter() - started
-    where = f"{os.cpu_count() or 1} CPU cores ({platform.machine()})"
+    where = f"{cpu_cores()} CPU cores ({platform.machine()})"
     if device is not None and (device := select_device(device)).type == "cuda":
         where = f"a {torch.cuda.get_device_name(device)} GPU and " + where
     return f"This page ran in {seconds:.0f} s on {where}."

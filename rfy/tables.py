@@ -388,8 +388,10 @@ def mode_runs_table(chapter: Chapter, mode: str, columns: list[tuple[str, str, i
 def chapter_records_markdown(chapter: Chapter, root: Path | None = None) -> str:
     """What a chapter's page shows from its run records, as they are now: the paper's numbers beside
     our preset runs (``reproduction_rows``), every full-mode run with its changes from the preset when
-    there is one (``mode_runs_table``, one column per full-mode paper number), and the chapter's rows
-    of the robustness table (``robustness_table``)."""
+    there is one (``mode_runs_table``, one column per full-mode paper number), what the full preset
+    costs where it was estimated (``rfy.cost.cost_table``), and the chapter's rows of the robustness
+    table (``robustness_table``). ``root`` holds the records (default: ``results/``)."""
+    root = root if root is not None else results_dir()
     parts = ["**The paper's numbers beside ours** (means over the recorded seeds of each preset):\n",
              markdown_table(reproduction_rows(chapter, root), cite=False)]
     full_columns = [(number.quantity, number.metric, number.decimals)
@@ -397,10 +399,9 @@ def chapter_records_markdown(chapter: Chapter, root: Path | None = None) -> str:
     if full_columns and any(record.mode == "full" for record in read_records(chapter.slug, root)):
         parts += ["\n**Every full-mode run recorded**, shortened or changed runs included:\n",
                   mode_runs_table(chapter, "full", full_columns, root)]
-    estimates_root = root if root is not None else results_dir()
-    if any(item.mode == "full" for item in read_estimates(estimates_root, chapter.slug)):
+    if any(item.mode == "full" for item in read_estimates(root, chapter.slug)):
         parts += ["\n**What the full preset costs**, timed at its true size with `python -m rfy estimate` on the "
-                  "devices named:\n", cost_table(estimates_root, [chapter])]
+                  "devices named:\n", cost_table(root, [chapter])]
     parts += ["\n**How robust are this chapter's claims?** Each claim over the seeds the thresholds were set on "
               "and over held-out seeds (the book's robustness page explains both):\n",
               robustness_table([chapter], root)]
