@@ -4,7 +4,8 @@ Each network is one resumable stage: it is built from its graphs, trained, evalu
 first ``removal_instances`` instances of each random generator) probed by removing every node and
 every edge in turn without retraining. Graph 0 of each random generator is also trained
 ``training_repeats`` more times from other seeds, which measures the spread that training alone
-causes. The stage keeps only JSON (accuracy, size, the removal damages with the degrees involved); ``Study`` turns the stages into the flat metrics and the claims.
+causes. The stage keeps only JSON (accuracy, size, the removal damages with the degrees involved);
+``Study`` turns the stages into the flat metrics and the claims.
 """
 from __future__ import annotations
 
