@@ -85,17 +85,21 @@ def in_processes(function: Callable[[Job], Result], jobs: Sequence[Job], workers
             yield futures[future], future.result()
 
 
-def stages_in_processes(state: RunState, jobs: dict[str, Job], function: Callable[[Job], dict[str, Any]],
-                        workers: int, *, desc: str = "runs") -> dict[str, dict[str, Any]]:
+def stages_in_processes(state: RunState, jobs: dict[str, Job], function: Callable[[Job], Any], workers: int, *,
+                        desc: str = "runs", results: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """The metrics of every stage of ``jobs`` (stage name → job), in the order of ``jobs``.
 
     Stages that ``state`` has not finished are computed as ``function(job)`` on ``workers`` processes
     (``in_processes``), and each is saved as soon as it finishes, so an interrupted run resumes
     with the rest. They are marked started first, so a start-over deletes the checkpoints their
-    workers wrote. The jobs must be hashable (frozen dataclasses).
+    workers wrote. The jobs must be hashable (frozen dataclasses). With ``results`` (a dict),
+    ``function`` returns ``(result, metrics)``: the metrics are the stage, and the result (what the
+    caller needs beyond them, e.g. a trained agent) goes to ``results[name]`` for each stage computed here.
     """
     missing = {job: name for name, job in jobs.items() if name not in state.stages}
     state.mark_started(list(missing.values()))
-    for job, metrics in in_processes(function, list(missing), workers, desc=desc):
-        state.stage(missing[job], lambda _, metrics=metrics: metrics)
+    for job, value in in_processes(function, list(missing), workers, desc=desc):
+        if results is not None:
+            results[missing[job]], value = value
+        state.stage(missing[job], lambda _, metrics=value: metrics)
     return {name: state.stages[name] for name in jobs}

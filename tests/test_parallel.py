@@ -45,3 +45,17 @@ def test_stages_in_processes_runs_only_unfinished_stages_and_saves_each(tmp_path
     assert list(metrics) == ["first", "done", "last"]
     assert metrics == {"first": {"x": 1.0}, "done": {"x": -1.0}, "last": {"x": 3.0}}
     assert RunState(tmp_path / "run", resume=True).stages == metrics
+
+
+def pair_with_metrics(job):
+    """A toy job's result (its name upper-cased) and its metrics."""
+    return job.upper(), {"length": float(len(job))}
+
+
+def test_stages_in_processes_hands_back_the_results_of_the_stages_it_computed(tmp_path):
+    state = RunState(tmp_path / "run", resume=False)
+    state.stage("done", lambda _: {"length": -1.0})
+    results = {}
+    metrics = stages_in_processes(state, {"done": "old", "new": "abcd"}, pair_with_metrics, 1, results=results)
+    assert metrics == {"done": {"length": -1.0}, "new": {"length": 4.0}}
+    assert results == {"new": "ABCD"}  # a stage finished earlier brings its metrics only

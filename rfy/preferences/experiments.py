@@ -19,7 +19,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rfy.checkpoint import RunState
-from rfy.parallel import default_workers, in_processes
+from rfy.parallel import default_workers, stages_in_processes
 from rfy.preferences.clips import EpisodeBuffer
 from rfy.preferences.config import Config
 from rfy.preferences.envs import ENVIRONMENTS, make_env, make_vec
@@ -415,13 +415,9 @@ def study(config: Config, state: RunState, workers: int | None = None) -> Study:
 
     metrics = dict(state.stage("random", random_stage))
     jobs = {job.stage: job for job in agent_jobs(config, device)}
-    missing = [job for name, job in jobs.items() if name not in state.stages]
-    state.mark_started([job.stage for job in missing])
-    for job, (run, found) in in_processes(trained_job, missing, workers or default_workers(device), desc="agents"):
-        runs[job.stage] = run
-        state.stage(job.stage, lambda _, found=found: found)  # saved as soon as the agent finishes
-    for name in jobs:
-        metrics |= state.stages[name]
+    for found in stages_in_processes(state, jobs, trained_job, workers or default_workers(device), desc="agents",
+                                     results=runs).values():
+        metrics |= found
     metrics = summarise(metrics, config)
     if config.backflip_timesteps:
         metrics |= state.stage("backflip", lambda _: backflip_metrics(config, device))
