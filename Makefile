@@ -23,7 +23,7 @@ MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c requirements.lock torch
+	$(BIN)/python -m pip install --quiet -c requirements.lock torch torchvision
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[book,test,mujoco]"
 	touch $(STAMP)
 
