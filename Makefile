@@ -6,6 +6,8 @@
 #   make html   - render _build/html from the notebooks' stored outputs (no execution)
 #   make check-book - open every built page in headless Chromium and fail on what a reader would see broken
 #   make pdf    - the whole book as one PDF, _build/html/rfy-book.pdf (after make html; Chromium prints it)
+#   make gpu-wheels   - the wheels a lent GPU machine lacks, in .whl/ (then see gpu-campaign)
+#   make gpu-campaign - ON the lent GPU machine: `python -m rfy campaign`, its records packed into $(OUT)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,7 +20,8 @@ CHAPTERS := book/_generated/chapters_table.md
 
 MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 
-.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book diagrams pdf
+.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book diagrams pdf gpu-wheels \
+	gpu-campaign
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +86,25 @@ lab: $(STAMP)
 lock: $(STAMP)
 	{ grep '^#' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+
+# A lent GPU machine has Python 3.12 with torch, torchvision, torchdiffeq, numpy, scipy, scikit-learn, matplotlib,
+# tqdm and pytest, and no network: what else rfy imports travels as wheels in the ignored .whl/ (pins from the lock).
+GPU_WHEELS := gymnasium Farama-Notifications stable_baselines3
+gpu-wheels:
+	rm -rf .whl && mkdir -p .whl
+	for name in $(GPU_WHEELS); do \
+	  $(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl "$$(grep -i "^$$name==" requirements.lock)" \
+	    || exit 1; done
+
+# Run there, in one device call that carries .whl: RFY_GIT_COMMIT=$$(git rev-parse HEAD) make gpu-campaign OUT=$$OUT
+# (the call returns only a few files: records and logs come back packed in $(OUT)/campaign.tar.gz).
+OUT ?= _build
+gpu-campaign: SHELL := /bin/bash
+gpu-campaign:
+	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+	set -o pipefail; PYTHONPATH=/tmp/site:$(CURDIR) PYTHONUNBUFFERED=1 python3 -m rfy campaign --out /tmp/campaign \
+	  --archive $(OUT)/campaign.tar.gz 2>&1 | tee $(OUT)/campaign.log
 
 clean:
 	rm -rf _build .pytest_cache

@@ -5,6 +5,7 @@
     python -m rfy claims mixmatch --seeds 0-9
     python -m rfy bench mixmatch
     python -m rfy estimate mixmatch --device cuda
+    python -m rfy campaign --plan                # what a lent GPU's 15 minutes are spent on
     python -m rfy data download mnist
     python -m rfy results table
     python -m rfy results robustness --output book/_generated/robustness_table.md
@@ -287,7 +288,7 @@ def estimate_command(args: argparse.Namespace) -> int:
     print(f"{chapter.heading}: timing the {args.mode} preset's real steps on {device} ...", flush=True)
     try:
         measured = estimate(args.chapter, config, chapter.cost_parts(config), device, steps=steps,
-                            warmup=2 if on_gpu else 1)
+                            warmup=2 if on_gpu else 1, report=lambda line: print(f"  {line}", flush=True))
     except ImportError as error:  # an optional package of the full preset (torchvision's ResNets, MuJoCo)
         reason = f"it needs the package {error.name!r}: pip install {error.name}" if error.name \
             else str(error).strip().splitlines()[0]
@@ -306,6 +307,14 @@ def estimate_command(args: argparse.Namespace) -> int:
     if results is not None:
         print(f"estimate record written to {write_estimate(measured, results)}")
     return 0
+
+
+def campaign_command(args: argparse.Namespace) -> int:
+    """``rfy campaign``: the GPU slot's work in order, within ``--budget`` seconds (``rfy.campaign``)."""
+    from rfy.campaign import run_campaign
+
+    return run_campaign(chapters.all_chapters(), out=Path(args.out), device=args.device, budget_s=args.budget,
+                        plan=args.plan, archive=Path(args.archive) if args.archive else None)
 
 
 def data_command(args: argparse.Namespace) -> int:
@@ -434,6 +443,21 @@ def build_parser() -> argparse.ArgumentParser:
     estimate_parser.add_argument("--no-record", action="store_true", help="print only; write no estimate record")
     _add_folder_options(estimate_parser)
     estimate_parser.set_defaults(handler=estimate_command)
+
+    from rfy.campaign import DEFAULT_BUDGET_S
+
+    campaign = commands.add_parser(
+        "campaign", help="all the work of a short GPU slot in a time budget: CUDA tests, estimates, chapter 2, bench",
+        description="In order: the CUDA-only tests (pytest -m cuda), 'rfy estimate' of every chapter, chapter 2's "
+                    "full preset on as many seeds side by side as fit, 'rfy bench mixmatch'. Every step writes its "
+                    "records and log under --out as soon as it ends; the last line says what to commit.")
+    campaign.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S,
+                          help=f"seconds the whole campaign may take (default {DEFAULT_BUDGET_S})")
+    campaign.add_argument("--out", default="_build/campaign", help="folder for records, logs and checkpoints")
+    campaign.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu for a dry run")
+    campaign.add_argument("--plan", action="store_true", help="print the steps and their planned seconds; run nothing")
+    campaign.add_argument("--archive", help="also pack records and logs into this .tar.gz after every step")
+    campaign.set_defaults(handler=campaign_command)
 
     data_parser = commands.add_parser("data", help="list, locate or download datasets")
     data_parser.add_argument("action", choices=("list", "path", "download"))

@@ -148,32 +148,53 @@ def _peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _timed(call: Callable[[], Any], repeats: int, device: torch.device) -> float:
-    """Median seconds of ``repeats`` calls, each synchronised."""
+#: Where ``estimate`` says what it is doing: one line per phase of a part (``print`` in the command line).
+Report = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    """A ``Report`` that says nothing."""
+
+
+def _timed(call: Callable[[], Any], repeats: int, device: torch.device, report: Report = _silent,
+           label: str = "timed step") -> float:
+    """Median seconds of ``repeats`` calls, each synchronised; each call's time is reported as it ends."""
     times = []
-    for _ in range(repeats):
+    for index in range(repeats):
         synchronize(device)
         start = time.perf_counter()
         call()
         synchronize(device)
         times.append(time.perf_counter() - start)
+        report(f"{label} {index + 1}/{repeats}: {format_step(times[-1])}")
     times.sort()
     return times[len(times) // 2]
 
 
-def measure_part(part: CostPart, device: torch.device, *, steps: int, warmup: int = 1) -> PartCost:
+def measure_part(part: CostPart, device: torch.device, *, steps: int, warmup: int = 1,
+                 report: Report = _silent) -> PartCost:
     """Build ``part`` on ``device``, take ``warmup`` untimed steps (the part's own number if it sets one),
     then time ``steps`` steps and one evaluation batch (median of each); the peak memory is CUDA's peak
-    allocated, or the process's RSS."""
+    allocated, or the process's RSS. ``report`` hears each phase as it starts or ends, so a slow part is
+    never silent."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
     probe = part.build(device)
-    for _ in range(warmup if part.warmup is None else part.warmup):
+    report(f"built in {format_step(time.perf_counter() - started)}")
+    warmups = warmup if part.warmup is None else part.warmup
+    for index in range(warmups):
+        started = time.perf_counter()
         probe.step()
-    seconds_per_step = _timed(probe.step, steps, device)
+        synchronize(device)
+        report(f"warm-up step {index + 1}/{warmups}: {format_step(time.perf_counter() - started)}")
+    seconds_per_step = _timed(probe.step, steps, device, report)
+    started = time.perf_counter()
     probe.evaluate()  # warm-up of the evaluation path
-    seconds_per_evaluation = _timed(probe.evaluate, 1, device)
+    synchronize(device)
+    report(f"evaluation warm-up: {format_step(time.perf_counter() - started)}")
+    seconds_per_evaluation = _timed(probe.evaluate, 1, device, report, "timed evaluation batch")
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else _peak_rss_bytes()
     del probe
     gc.collect()
@@ -194,13 +215,19 @@ def device_slug(name: str) -> str:
 
 
 def estimate(chapter: str, config: Any, parts: list[CostPart], device: torch.device, *, steps: int,
-             warmup: int = 1) -> Estimate:
-    """Measure every part of ``config``'s preset on ``device`` (see ``measure_part``)."""
+             warmup: int = 1, report: Report = _silent) -> Estimate:
+    """Measure every part of ``config``'s preset on ``device`` (see ``measure_part``); ``report`` hears
+    which part is measured and each of its phases."""
     if steps < 1:
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
     if not parts:
         raise ConfigError(f"chapter {chapter!r} has no trainings to time in {config.mode} mode")
-    measured = [measure_part(part, device, steps=steps, warmup=warmup) for part in parts]
+    measured = []
+    for number, part in enumerate(parts, 1):
+        prefix = f"[{number}/{len(parts)}] {part.name}"
+        report(f"{prefix}: building the preset's model at its true size")
+        measured.append(measure_part(part, device, steps=steps, warmup=warmup,
+                                     report=lambda message, prefix=prefix: report(f"{prefix}: {message}")))
     return Estimate(chapter=chapter, mode=config.mode, device=str(device), device_name=device_name(device),
                     parts=measured, timed_steps=steps, hardware=hardware_info(device),
                     versions=library_versions(), git_commit=git_commit(),
@@ -260,9 +287,10 @@ def cost_table(root: Path, chapters: list[Any], mode: str = "full") -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for chapter in chapters:
         title, slug = chapter.heading, chapter.slug
-        for item in read_estimates(root, slug):
-            if item.mode != mode:
-                continue
+        measured = [item for item in read_estimates(root, slug) if item.mode == mode]
+        if not measured:
+            lines.append(f"| {title} | not estimated yet: `python -m rfy estimate {slug}` | | | | | | | |")
+        for item in measured:
             slowest = max(item.parts, key=lambda part: part.seconds_per_step)
             fits = {True: "yes", False: "no", None: "—"}[item.fits_small_gpu]
             memory = format_bytes(item.peak_memory_bytes) + ("" if item.peak_memory_kind == "cuda" else " (RSS)")
@@ -270,6 +298,4 @@ def cost_table(root: Path, chapters: list[Any], mode: str = "full") -> str:
                          f"{format_step(slowest.seconds_per_step)} ({slowest.name}) | {memory} | "
                          f"{format_duration(item.projected_s)} | {item.sessions} | {fits} | "
                          f"{item.measured_at[:10]}, `{item.git_commit[:10]}` |")
-    if len(lines) == 2:
-        lines.append("| — | no estimate recorded yet: run `python -m rfy estimate <chapter>` | | | | | | | |")
     return "\n".join(lines) + "\n"

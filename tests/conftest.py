@@ -2,6 +2,18 @@
 from pathlib import Path
 
 import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` need a CUDA GPU: without one they are skipped, saying so (``rfy campaign`` runs
+    them on a lent GPU with ``pytest -m cuda``)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on a lent one by `python -m rfy campaign`)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

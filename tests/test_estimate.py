@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,8 +67,39 @@ def test_estimate_rejects_bad_steps(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "error: --steps must be a positive integer, got 0" in capsys.readouterr().err
 
 
-def test_cost_table_says_when_nothing_was_measured(tmp_path: Path) -> None:
-    assert "no estimate recorded yet" in cost_table(tmp_path, [SimpleNamespace(slug="mixmatch", heading="7. MixMatch")])
+def test_cost_table_has_a_row_for_every_chapter_measured_or_not(tmp_path: Path) -> None:
+    """A chapter without an estimate record says so in its own row: the table never silently lists fewer chapters."""
+    table = cost_table(tmp_path, [SimpleNamespace(slug="mixmatch", heading="7. MixMatch"),
+                                  SimpleNamespace(slug="voters", heading="6. Voters")])
+    rows = [line for line in table.splitlines()[2:]]
+    assert rows == ["| 7. MixMatch | not estimated yet: `python -m rfy estimate mixmatch` | | | | | | | |",
+                    "| 6. Voters | not estimated yet: `python -m rfy estimate voters` | | | | | | | |"]
+
+
+def test_committed_cost_table_has_every_chapter_estimated() -> None:
+    """The running page's cost table shows a measured row for each registered chapter's full preset."""
+    from rfy import chapters
+
+    table = (Path(__file__).resolve().parents[1] / "book" / "_generated" / "cost_table.md").read_text()
+    assert "not estimated yet" not in table
+    for chapter in chapters.all_chapters():
+        assert f"| {chapter.heading} | " in table, chapter.slug
+
+
+def test_estimate_reports_every_phase_of_every_part() -> None:
+    """A slow part is never silent: each part's build, warm-up, timed steps and evaluation are reported."""
+    from rfy.cost import CostPart, Probe, estimate
+    import torch
+
+    heard: list[str] = []
+    parts = [CostPart(name, 5, lambda device: Probe(step=lambda: None, evaluate=lambda: None))
+             for name in ("first", "second")]
+    estimate("x", SimpleNamespace(mode="full"), parts, torch.device("cpu"), steps=2, report=heard.append)
+    for name, number in (("first", 1), ("second", 2)):
+        mine = [line.removeprefix(f"[{number}/2] {name}: ") for line in heard if line.startswith(f"[{number}/2] {name}: ")]
+        phases = [re.sub(r"( in|:) [\d.]+ m?s$", "", line) for line in mine]
+        assert phases == ["building the preset's model at its true size", "built", "warm-up step 1/1", "timed step 1/2",
+                          "timed step 2/2", "evaluation warm-up", "timed evaluation batch 1/1"], mine
 
 
 def test_committed_cost_table_is_current(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,9 +1,9 @@
 """Chapter 8's full preset at its true size (``rfy.divide_conquer.cost``), and the step count of the reduced one.
 
-The full preset's trunk is torchvision's ResNet-50, and rfy never requires torchvision: without it the
-test of the real steps is skipped (saying so), and everything around the trunk still runs at its true
-size with a stand-in of the trunk's interface (224×224 crops in, frozen batch norm, 2,048 features
-out): CUB-sized uint8 photographs cropped and mirrored on the device, batches of 20 classes × 4
+The full preset's trunk is torchvision's ResNet-50 (random weights: nothing is downloaded), and it takes
+real steps at its true size. A second test runs everything around the trunk with a stand-in of the
+trunk's interface (224×224 crops in, frozen batch norm, 2,048 features out), so a failure there points
+at our code rather than at the trunk: CUB-sized uint8 photographs cropped and mirrored on the device, batches of 20 classes × 4
 images drawn per cluster, the 128-d embedding in K = 4 slices and whole, the margin loss with
 distance-weighted sampling, Adam, and an evaluation batch of 256 test images.
 
@@ -34,10 +34,6 @@ from rfy.divide_conquer.train import CROP
 
 dc_train = importlib.import_module("rfy.divide_conquer.train")  # the package's name ``train`` is the function
 
-TORCHVISION = ("the full preset's trunk is torchvision's ResNet-50, and rfy never requires torchvision: the "
-               "real steps are not taken without it (the stand-in test below covers everything around the trunk)")
-
-
 class StandInTrunk(nn.Module):
     """The trunk's interface without torchvision: normalised CROP × CROP images in, batch norm (frozen by the
     embedder, as ResNet-50's is), ``RESNET_FEATURES`` features out."""
@@ -63,7 +59,6 @@ def learner_parts(config: Config, trunks: list[nn.Module]) -> list:
 
 @pytest.mark.full_size
 def test_the_full_preset_takes_real_steps_with_resnet_50():
-    pytest.importorskip("torchvision", reason=TORCHVISION)
     take_real_steps([part for part in cost_parts(Config.full()) if part.unit == "step"])
 
 

@@ -50,7 +50,7 @@ def test_a_probe_step_trains_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     assert probe.evaluate().shape == (min(2048, test_images),)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA graph of a step needs a GPU")
+@pytest.mark.cuda
 def test_cuda_graph_steps_equal_ordinary_steps() -> None:
     """The captured and replayed step computes what ordinary steps compute, random draws included."""
     config = Config.full(dataset="digits", hidden=(64, 64), latent_dim=8, label_fraction=0.1, alpha_scale=0.05)

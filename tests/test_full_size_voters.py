@@ -32,8 +32,6 @@ def test_every_head_of_the_full_preset_trains_on_scut_sized_folds():
 
 @pytest.mark.full_size
 def test_the_frozen_trunk_runs_on_a_batch_of_full_size_faces():
-    pytest.importorskip("torchvision", reason="the full preset's frozen trunk is torchvision's resnet18, and rfy "
-                                              "never requires torchvision: this part is not tested without it")
     config = Config.full()
     parts = [part for part in cost_parts(config) if part.name.startswith("features")]
     assert len(parts) == 1

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rfy.errors import ConfigError
+from rfy.pretrained import torchvision_trunk
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,14 +79,8 @@ def cnn_embedder(hidden_dim: int = 128, embedding_dim: int = 32) -> Embedder:
 def resnet50_trunk(pretrained: bool = True) -> nn.Module:
     """ImageNet-pretrained ResNet-50 without its classifier (2048-d pooled features); needs torchvision.
     ``pretrained=False`` gives the same network with random weights (no download)."""
-    try:
-        import torchvision
-    except ImportError as error:
-        raise ImportError("full mode of the divide-and-conquer chapter needs a pretrained ResNet-50: "
-                          "`pip install torchvision` (weights are downloaded once by torchvision)") from error
-    net = torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1 if pretrained else None)
-    net.fc = nn.Identity()
-    return net
+    return torchvision_trunk("resnet50", pretrained=pretrained,
+                             needed_for="full mode of the divide-and-conquer chapter")
 
 
 #: Trunk factories by ``Config.model`` (tests swap in a random-weights trunk with the same interface).

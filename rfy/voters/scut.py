@@ -23,6 +23,7 @@ from xml.etree import ElementTree
 import torch
 from torch import nn
 
+from rfy import pretrained
 from rfy.checkpoint import RunState, load_checkpoint, save_checkpoint
 from rfy.data import dataset_dir, fetch_dataset
 from rfy.errors import CorruptFileError
@@ -196,14 +197,8 @@ def decode_images(archive: ScutArchive, names: list[str], size: int) -> torch.Te
 def torchvision_trunk(name: str, weights: str | None = "DEFAULT") -> nn.Module:
     """An ImageNet-pretrained torchvision ``name`` with its classifier removed (features out);
     ``weights=None`` gives the same network with random weights (no download)."""
-    try:
-        import torchvision
-    except ImportError as error:
-        raise ImportError("full mode extracts features with a pretrained torchvision network: "
-                          "pip install torchvision (the reduced mode needs nothing extra)") from error
-    model = getattr(torchvision.models, name)(weights=weights)
-    model.fc = nn.Identity()
-    return model
+    return pretrained.torchvision_trunk(name, pretrained=weights is not None,
+                                        needed_for="full mode's feature extraction")
 
 
 #: How each ``Config.trunk`` is built; tests swap in random-weight networks of the same interface.
