@@ -12,7 +12,7 @@ Two passes over every page of ``_build/html``:
    at desktop width a display equation or code block wider than the text column fails (a reader
    would have to scroll sideways); at both widths an equation, table, image or code block that is
    clipped (part of it cannot be seen, not even by scrolling the box it sits in) fails, and so does
-   a page that scrolls sideways as a whole.
+   a page that scrolls sideways as a whole, and so does an image drawn out of its own proportions.
 
 Exit status 0 when every page passes; otherwise each problem is printed as ``page: problem``.
 """
@@ -36,6 +36,8 @@ STRAY_MATH = re.compile(r"\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(?:frac|mathcal|mat
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 #: Pixels of slack for sub-pixel layout.
 SLACK_PX = 2
+#: An image drawn with a width-to-height ratio more than 2% off its own is squashed or stretched.
+MAX_DISTORTION = 0.02
 #: WCAG 2 AA: normal text needs a contrast ratio of at least 4.5 against its background. Captions
 #: must also be as dark as the body text (within 5%) and of at least normal weight: they are read, not decoration.
 MIN_CONTRAST = 4.5
@@ -124,7 +126,7 @@ def static_problems(root: Path) -> list[str]:
 #: Run in the page after MathJax has finished, with ``{desktop: bool, slack: px, minContrast: ratio}``:
 #: everything a reader would notice as broken at this window width.
 PAGE_CHECKS = r"""
-({desktop, slack, minContrast}) => {
+({desktop, slack, minContrast, maxDistortion}) => {
   const problems = [];
   const viewport = document.documentElement.clientWidth;
   // Is (part of) the box `rect` of `el`'s content out of sight, even after scrolling the boxes it sits in?
@@ -180,6 +182,15 @@ PAGE_CHECKS = r"""
   for (const img of document.querySelectorAll('main img, article img')) {
     const rect = img.getBoundingClientRect();
     if (rect.width > 0 && clipped(img, rect)) problems.push(`image clipped ${where}: ` + img.getAttribute('src'));
+    // Squashed or stretched: the shape drawn differs from the picture's own (an inline height kept while
+    // the width shrinks to the column turns circles into ovals).
+    if (rect.width > 0 && rect.height > 0 && img.naturalWidth > 0 && img.naturalHeight > 0) {
+      const drawn = rect.width / rect.height, natural = img.naturalWidth / img.naturalHeight;
+      if (Math.abs(drawn / natural - 1) > maxDistortion) {
+        problems.push(`image distorted ${where} (drawn ${Math.round(rect.width)}×${Math.round(rect.height)} px, ` +
+                      `its own shape ${img.naturalWidth}×${img.naturalHeight}): ` + (img.getAttribute('alt') || '').slice(0, 60));
+      }
+    }
   }
   // Captions: their text against the background behind them.
   const rgba = text => (text.match(/[\d.]+/g) || []).map(Number);
@@ -280,7 +291,8 @@ def browser_problems(root: Path, chromium: str) -> list[str]:
                     page.wait_for_function(MATHJAX_DONE, timeout=PAGE_TIMEOUT_MS)
                     if desktop:
                         problems += [f"{name}: console error: {error}" for error in errors]
-                    settings = {"desktop": desktop, "slack": SLACK_PX, "minContrast": MIN_CONTRAST}
+                    settings = {"desktop": desktop, "slack": SLACK_PX, "minContrast": MIN_CONTRAST,
+                                "maxDistortion": MAX_DISTORTION}
                     checks = page.evaluate(PAGE_CHECKS, settings)
                     problems += [f"{name}: {problem}" for problem in checks]
                     page.close()

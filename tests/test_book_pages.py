@@ -47,12 +47,14 @@ DEFECTS = PAGE.format(style="mjx-container { overflow: visible !important; } .cl
 <div class="math clip" id="equation-planted-wide"><span class="eqno">(9.1)</span>\\[ {WIDE_TEX} \\]</div>
 <div class="clip"><table><tr>{WIDE_CELLS}</tr></table></div>
 <figure><img src="{PIXEL}" alt="a blank"><figcaption style="color: #bbb; font-weight: 300">A pale caption.</figcaption></figure>
+<img src="{PIXEL}" alt="a squashed blank" style="width: 900px; height: 450px; max-width: 100%">
 """)
 FINE = PAGE.format(style="table, mjx-container { display: block; overflow-x: auto; }", body=f"""
 <p>Prose that refers to Exercise 1.2 once, and a short equation:</p>
 <div class="math" id="equation-planted-short"><span class="eqno">(9.2)</span>\\[ a + b = c \\]</div>
 <table><tr>{WIDE_CELLS}</tr></table>
 <figure><img src="{PIXEL}" alt="a blank"><figcaption>A caption as dark as the text.</figcaption></figure>
+<img src="{PIXEL}" alt="a wide blank kept in shape" style="width: 900px; height: 450px; max-width: 100%; height: auto">
 """)
 
 
@@ -80,6 +82,8 @@ def test_checker_reports_each_planted_defect_and_passes_the_fine_page(planted_bo
         "table clipped at phone width: cell0_unbreakable",
         "caption text in a light font (weight 300): A pale caption.",
         "caption text with contrast 1.9",
+        "image distorted at desktop width (drawn 600×450 px, its own shape 40×20): a squashed blank",
+        "image distorted at phone width",
     ]
     for text in expected:
         assert any(f"planted/defects.html: {text}" in p for p in defects), (text, defects)
