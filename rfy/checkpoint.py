@@ -13,7 +13,8 @@ Safety rules, all enforced here once for every chapter:
   ``state.json`` (or a run folder that is a symbolic link) is refused, never overwritten;
 - one run per folder at a time: ``RunState`` holds an advisory lock on the folder for its lifetime;
 - a resume refuses a config that differs from the one the run started with (only the fields in
-  ``rfy.config.RESUMABLE_CHANGES`` may change), and every checkpoint saved in a run folder carries
+  ``rfy.config.RESUMABLE_CHANGES`` may change), and torch's global numeric settings other than the
+  run's (``rfy.runtime.numeric_settings``: a float64 default dtype), and every checkpoint saved in a run folder carries
   the run id and config fingerprint, so a checkpoint of another run or config is never used;
 - starting a run over deletes only the files the run registered as its own (``state.json``, its
   stages' checkpoints and every file saved with ``save_checkpoint`` in its folder);
@@ -39,9 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rfy.config import RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences, plain
+from rfy.config import MISSING, RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences, plain
 from rfy.errors import ConfigError, CorruptFileError
 from rfy.files import NAME_PATTERN, NAME_RULE, atomic_write, atomic_write_text, check_name, remove_stale_partials
+from rfy.runtime import numeric_settings
 
 try:
     import fcntl
@@ -192,6 +194,8 @@ class RunState:
             saved = self._read(resume) if self._file.exists() or self._file.is_symlink() else None
             if saved is not None and resume and new_config is not None:
                 self._check_same_config(saved.get("config"), new_config)
+            if saved is not None and resume:
+                self._check_same_numerics(saved.get("numerics"))
             if saved is not None:
                 self._remove_partials(saved)
             if not resume:
@@ -211,6 +215,7 @@ class RunState:
             self.started: list[str] = list(saved.get("started", list(self.stages)))
             self.files: list[str] = list(saved.get("files", []))
             self._elapsed_before = float(saved.get("elapsed_s", 0.0))
+            self.numerics: dict[str, Any] = numeric_settings()
             self._started = time.perf_counter()
         except BaseException:
             self.release()  # a refused start leaves the folder free at once
@@ -266,7 +271,7 @@ class RunState:
     def save(self) -> None:
         """Write ``state.json``: marker, run id, config, stages, registered files and elapsed time."""
         payload = {MARKER_FIELD: MARKER, "run_id": self.run_id, "pid": os.getpid(), "config": self.config,
-                   "stages": self.stages, "started": self.started, "files": self.files,
+                   "numerics": self.numerics, "stages": self.stages, "started": self.started, "files": self.files,
                    "elapsed_s": self.elapsed_s}
         atomic_write_text(self._file, json.dumps(payload, indent=2, allow_nan=False))
 
@@ -340,11 +345,36 @@ class RunState:
             raise ConfigError(f"{self._file} does not record the config its run started with, so --resume cannot "
                               f"check that the settings match; start the run over without --resume")
         differences = config_differences(old, new, ignore=RESUMABLE_CHANGES)
+        added = [name for name, (before, _) in differences.items() if before == MISSING]
+        removed = [name for name, (_, now) in differences.items() if now == MISSING]
+        if added or removed:
+            change = "; ".join(part for part in (
+                f"field(s) {', '.join(added)} added to the config since" if added else "",
+                f"field(s) {', '.join(removed)} removed from the config since" if removed else "") if part)
+            raise ConfigError(
+                f"--resume: this run started under another version of rfy ({change}), so this version cannot "
+                f"continue it; start it over without --resume (this deletes its checkpoints in {self.workdir}), "
+                f"or resume it with the rfy version it started with")
         if differences:
             raise ConfigError(
                 f"--resume with a config that differs from the checkpoint's: {describe_differences(differences)}; "
                 f"only {', '.join(RESUMABLE_CHANGES)} may change on resume. Resume with the run's settings, "
                 f"or start over without --resume (or under another --name)")
+
+    def _check_same_numerics(self, old: Any) -> None:
+        """Refuse a resume under other global numeric settings than the run started with (``numeric_settings``):
+        a float32 checkpoint continued in float64 would give other numbers than either run, without a word.
+        A state saved before the settings were stored is not checked."""
+        if not isinstance(old, dict):
+            return
+        now = numeric_settings()
+        changed = {name: (value, now.get(name)) for name, value in old.items() if now.get(name) != value}
+        if changed:
+            what = ", ".join(f"{name} {before!r} -> {after!r}" for name, (before, after) in changed.items())
+            raise ConfigError(
+                f"--resume under other torch settings than the run started with ({what}); restore them (e.g. "
+                f"torch.set_default_dtype(torch.{old.get('default_dtype', 'float32')})) before resuming, or start "
+                f"the run over without --resume")
 
     def _own_files(self, saved: dict[str, Any]) -> list[Path]:
         """The files an earlier run registered: its stages' ``<stage>.pt`` and its other saved files."""
@@ -385,7 +415,8 @@ def _is_real(value: Any) -> bool:
 def run_state_fault(saved: dict[str, Any]) -> str:
     """What is wrong with a ``state.json`` that carries rfy's marker, or ``""`` when every field is valid.
 
-    ``elapsed_s`` a finite number ≥ 0; ``config`` an object or null; ``stages`` an object of stage name →
+    ``elapsed_s`` a finite number ≥ 0; ``config`` and ``numerics`` objects or null; ``stages`` an object of
+    stage name →
     metrics object; ``started`` and ``files`` lists of file names; ``pid`` an integer.
     """
     elapsed, stages = saved.get("elapsed_s", 0.0), saved.get("stages", {})
@@ -393,6 +424,8 @@ def run_state_fault(saved: dict[str, Any]) -> str:
         return f"elapsed_s must be a finite number of seconds >= 0, got {elapsed!r}"
     if saved.get("config") is not None and not isinstance(saved.get("config"), dict):
         return f"config must be an object, got {type(saved['config']).__name__}"
+    if saved.get("numerics") is not None and not isinstance(saved.get("numerics"), dict):
+        return f"numerics must be an object, got {type(saved['numerics']).__name__}"
     if not isinstance(stages, dict) or not all(_is_file_name(k) and isinstance(v, dict) for k, v in stages.items()):
         return "stages must be an object of stage name -> metrics object"
     for field in ("started", "files"):

@@ -90,7 +90,11 @@ def system_copy_paths(copies: Iterable[SystemCopy], filenames: list[str]) -> dic
     with a warning (a damaged package must not pass for the dataset)."""
     for copy in copies:
         paths = {name: Path(copy.directory) / name for name in filenames}
-        if not all(path.is_file() for path in paths.values()):
+        absent = [name for name, path in paths.items() if not path.is_file()]
+        if absent and Path(copy.directory).is_dir():
+            warnings.warn(f"{copy.directory} lacks {', '.join(absent)}, so this copy is not used; reinstall its "
+                          f"package ({reinstall_command(copy)})", stacklevel=3)
+        if absent:
             continue
         bad = [name for name, path in paths.items() if sha256_of(path) != copy.sha256.get(name)]
         if bad:
@@ -208,6 +212,16 @@ def _missing_message(dataset: str, directory: Path, missing: list[tuple[RemoteFi
         f"Download the files by hand, place them in {directory}, and run again; "
         f"set RFY_DATA to keep datasets somewhere else (currently {data_dir()})."
     )
-    lines.extend(f"Or install the packaged copy, which rfy reads in place from {copy.directory}: {copy.install}."
-                 for copy in system_copies)
+    for copy in system_copies:
+        if Path(copy.directory).is_dir():
+            lines.append(f"Or repair the packaged copy in {copy.directory}, which is installed but incomplete or "
+                         f"damaged: {reinstall_command(copy)}.")
+        else:
+            lines.append(f"Or install the packaged copy, which rfy reads in place from {copy.directory}: "
+                         f"{copy.install}.")
     return "\n".join(lines)
+
+
+def reinstall_command(copy: SystemCopy) -> str:
+    """``copy.install`` as a reinstall (``apt-get install --reinstall …``), for a copy that is there but damaged."""
+    return copy.install.replace("apt-get install ", "apt-get install --reinstall ", 1)
