@@ -253,13 +253,15 @@ def run_chapter(args: argparse.Namespace) -> int:
     changed = config_differences(config.preset().to_dict(), config.to_dict())
     differences = {**changed, **numeric_differences()}
     run_name = args.name or f"{config.mode}-seed{config.seed}" + ("-custom" if differences else "")
+    # A run resumed under other torch settings (a float64 default dtype) is looked for under the name it
+    # started with, so that its folder's check refuses the settings instead of a new run starting unasked.
     started = f"{config.mode}-seed{config.seed}" + ("-custom" if changed else "")
-    resumed_elsewhere = (args.resume and not args.name
+    resumed_elsewhere = (args.resume and not args.name and started != run_name
                          and (folders.workdir / chapter.slug / started / STATE_FILE).exists())
     if resumed_elsewhere:
-        run_name = started  # resumed under other torch settings: the run's own folder, whose check refuses them
+        run_name = started
     check_run_name(chapter, run_name, config, bool(changed if resumed_elsewhere else differences), folders.results)
-    if differences and not process_rank():
+    if differences and not process_rank() and not resumed_elsewhere:
         print(f"warning: this config differs from the {config.mode} preset ({describe_differences(differences)}); "
               f"the record {run_name}.json says preset: false, and the reproduction table and the robustness "
               f"page leave it out", file=sys.stderr)

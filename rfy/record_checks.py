@@ -26,6 +26,10 @@ REQUIRED_FIELDS = {"chapter": str, "run": str, "mode": str, "seed": int, "metric
                    "hardware": dict, "versions": dict, "git_commit": str, "finished_at": str, "wall_time_s": float}
 
 
+class NewerRecordError(CorruptFileError):
+    """A record of a newer format (``schema_version`` above ``RECORD_SCHEMA``): sound, but not for this rfy."""
+
+
 def json_compatible(value: Any) -> Any:
     """``value`` with every non-finite float (NaN, ±inf) replaced by ``None``, in nested lists and dicts."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -60,7 +64,7 @@ def checked_record_fields(data: Any, path: Path | None = None) -> dict[str, Any]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CorruptFileError(f"schema_version must be an integer >= 1, got {version!r}"[:200])
     if version > RECORD_SCHEMA:
-        raise CorruptFileError(f"it is of record format {version} (schema_version), newer than the {RECORD_SCHEMA} "
+        raise NewerRecordError(f"it is of record format {version} (schema_version), newer than the {RECORD_SCHEMA} "
                                f"this rfy reads, so it was not used; update rfy (git pull, or pip install -U)")
     for name, kind in REQUIRED_FIELDS.items():
         if name not in data:

@@ -22,7 +22,7 @@ import torch
 
 from rfy.errors import ConfigError, CorruptFileError
 from rfy.files import atomic_write_text, check_name, describe_path, folder_lock, read_small_file, remove_stale_partials
-from rfy.record_checks import RECORD_SCHEMA, checked_record_fields, json_compatible
+from rfy.record_checks import RECORD_SCHEMA, NewerRecordError, checked_record_fields, json_compatible
 from rfy.runtime import DEFAULT_NUMERICS, hardware_info, numeric_settings, select_device
 
 if TYPE_CHECKING:
@@ -208,6 +208,8 @@ def read_record(path: Path) -> RunRecord:
     """
     try:
         return RunRecord.from_json(read_small_file(path, MAX_RECORD_BYTES).decode("utf-8"), Path(path))
+    except NewerRecordError as error:
+        raise CorruptFileError(f"{path}: {error}") from None
     except (OSError, ValueError, TypeError, UnicodeDecodeError) as error:
         raise CorruptFileError(f"{path} is not a valid run record ({error}); fix or delete it "
                                f"(run the chapter again to write a new one)") from None

@@ -301,7 +301,8 @@ def test_a_record_of_a_future_schema_is_refused_with_one_line(toy, capsys):
     path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 2}))
     assert cli("results", "table") == 0
     captured = capsys.readouterr()
-    assert "record format 2 (schema_version), newer than the 1 this rfy reads" in captured.err
+    assert f"{path}: it is of record format 2 (schema_version), newer than the 1 this rfy reads" in captured.err
+    assert "fix or delete it" not in captured.err
     assert "not run yet" in captured.out  # not counted
     assert cli("run", "toy") == 2  # and not overwritten by an older rfy
     assert "is not a run record rfy can read" in error_line(capsys)
