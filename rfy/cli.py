@@ -33,6 +33,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,8 @@ from rfy.files import NAME_RULE, check_name, describe_path, ensure_writable_dir,
 from rfy.results import (check_results_root, read_record, read_records, record_path, record_run, results_dir,
                          results_source)
 from rfy.runtime import MAX_SEED, numeric_differences, seed_everything, select_device
-from rfy.tables import (chapters_table, claim_summary, claims_sweep_table, markdown_table, preset_records,
-                        reproduction_rows, robustness_table)
+from rfy.tables import (chapters_table, claim_summary, claims_sweep_table, markdown_table, preset_differences,
+                        preset_records, reproduction_rows, robustness_table)
 
 #: Errors printed as one ``error:`` line with exit status 2 instead of a traceback.
 USER_ERRORS = (ConfigError, DatasetNotAvailableError, ChecksumError, CorruptFileError)
@@ -231,8 +232,6 @@ def check_run_name(chapter: Chapter, run_name: str, config: RunConfig, custom: b
     check_record_target(path, "choose another --name")
     if custom:
         return
-    from rfy.tables import preset_differences
-
     for record in read_records(chapter.slug, results):
         if (record.run != run_name and record.mode == config.mode and record.seed == config.seed
                 and not preset_differences(record, chapter.Config)):
@@ -587,8 +586,6 @@ def _terminate(signum: int, frame: Any) -> None:
 @contextlib.contextmanager
 def _sigterm_raises() -> Any:
     """While the block runs, SIGTERM raises ``Terminated`` (in the main thread, where the default is to die)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return

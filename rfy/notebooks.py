@@ -42,6 +42,13 @@ class NotebookFailed(RuntimeError):
     """A notebook's cell raised (or timed out) during ``execute_in_place``; the message names the cell."""
 
 
+def write_notebook(notebook: nbformat.NotebookNode, path: Path) -> Path:
+    """Write ``notebook`` to ``path`` as ``nbformat.write`` would, but atomically (``rfy.files.atomic_write``):
+    a process killed meanwhile leaves the old notebook whole, never a truncated one."""
+    text = nbformat.writes(notebook)
+    return atomic_write_text(path, text if text.endswith("\n") else text + "\n")
+
+
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path``; ``ConfigError`` naming the file when it is not a Jupyter notebook."""
     try:
@@ -69,8 +76,7 @@ def execute_in_place(path: Path, timeout_s: int = 600) -> float:
     try:
         papermill.execute_notebook(str(path), str(executed), cwd=str(path.parent), progress_bar=False,
                                    execution_timeout=timeout_s)
-        text = nbformat.writes(strip_timing_metadata(nbformat.read(executed, as_version=4)))
-        atomic_write_text(path, text if text.endswith("\n") else text + "\n")
+        write_notebook(strip_timing_metadata(nbformat.read(executed, as_version=4)), path)
     except PapermillExecutionError as error:
         first_line = (error.source.strip().splitlines() or [""])[0][:80]
         message = (error.evalue.strip().splitlines() or [""])[0][:200]
@@ -152,7 +158,7 @@ def write_student_copies(paths: list[Path], folder: Path, *, overwrite: bool = F
     for target, path in targets.items():
         copy = student_copy(read_notebook(path))
         copy.metadata[STUDENT_COPY_KEY] = {"source": path.name, "cells_sha256": _cells_digest(copy)}
-        atomic_write_text(target, nbformat.writes(copy) + "\n")
+        write_notebook(copy, target)
         if target in replaced:
             warnings.warn(f"{target} was replaced by the student copy of {path} (--overwrite); what it held is gone")
     return list(targets)
@@ -302,7 +308,7 @@ def sync_install_cells(paths: list[Path], config_path: Path, extras: dict[str, s
         source = install_cell_source(url, ref, extras.get(path.stem, ""))
         sync_install_cell(notebook, source)
         if [(cell.source, cell.metadata.get("tags")) for cell in notebook.cells] != before:
-            nbformat.write(notebook, path)
+            write_notebook(notebook, path)
             changed.append(path)
     return changed
 
@@ -345,7 +351,7 @@ def refresh_records_outputs(chapters: list[Any], folder: Path, root: Path | None
         output = records_output(chapter_records_markdown(chapter, root))
         if cells[0].get("outputs") != [output]:
             cells[0].outputs = [output]
-            nbformat.write(notebook, path)
+            write_notebook(notebook, path)
             changed.append(path)
     return changed
 

@@ -53,7 +53,8 @@ def checked_record_fields(data: Any, path: Path | None = None) -> dict[str, Any]
     match the record's place ``<chapter>/<run>.json`` (when ``path`` is given); ``mode`` is one of
     ``MODES``; ``seed`` an integer in ``[0, MAX_SEED]`` equal to the config's; every metric a real number
     of magnitude at most ``MAX_METRIC_MAGNITUDE`` or null; ``finished_at`` an ISO 8601 time;
-    ``wall_time_s`` a finite number ≥ 0; ``preset`` a boolean or null; ``numerics`` an object or null; each claim an object with a string ``key``, a boolean ``holds``, a real (or null)
+    ``wall_time_s`` a finite number ≥ 0; ``preset`` a boolean or null; ``numerics`` an object or null; each
+    claim an object with a string ``key``, a boolean ``holds``, a real (or null)
     ``measured`` and, where it has a ``digest``, the digest of its stored definition
     (``rfy.claims.claim_digest``: a threshold edited after the run no longer matches). Returns the
     fields with null measurements as NaN; raises ``CorruptFileError`` with a one-line reason otherwise.

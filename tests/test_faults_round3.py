@@ -413,3 +413,24 @@ def test_own_12_an_old_record_without_numerics_or_schema_still_counts(toy, capsy
     path.write_text(json.dumps(old))
     assert cli("results", "table") == 0
     assert "| 0.250 | 1 |" in capsys.readouterr().out
+
+
+def test_own_13_a_notebook_whose_records_are_refreshed_is_never_left_half_written(toy, monkeypatch):
+    import rfy.files
+    from rfy.notebooks import RECORDS_TAG, refresh_records_outputs
+
+    cell = nbformat.v4.new_code_cell("show_records(CHAPTER)", metadata={"tags": [RECORDS_TAG]})
+    path = toy / "notebooks" / "09_toy.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    before = path.read_bytes()
+
+    def killed(descriptor):  # the process dies while the new notebook is on its way to the disk
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(rfy.files.os, "fsync", killed)
+        refresh_records_outputs([test_faults.CHAPTER], path.parent, toy / "rfy_results")
+    assert path.read_bytes() == before and listing(path.parent) == ["09_toy.ipynb"]
+    assert refresh_records_outputs([test_faults.CHAPTER], path.parent, toy / "rfy_results") == [path]
+    assert "not run yet" in path.read_text()
