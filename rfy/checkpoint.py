@@ -42,7 +42,8 @@ import torch
 
 from rfy.config import MISSING, RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences, plain
 from rfy.errors import ConfigError, CorruptFileError
-from rfy.files import NAME_PATTERN, NAME_RULE, atomic_write, atomic_write_text, check_name, remove_stale_partials
+from rfy.files import (NAME_PATTERN, NAME_RULE, atomic_write, atomic_write_text, check_name, describe_path,
+                       read_small_file, remove_stale_partials)
 from rfy.runtime import numeric_settings
 
 try:
@@ -53,6 +54,8 @@ except ImportError:  # Windows: no advisory locks; one run per folder is then th
 STATE_FILE = "state.json"
 #: The field and value that mark a ``state.json`` as written by rfy (with a ``run_id``).
 MARKER_FIELD, MARKER = "written_by", "rfy run state"
+#: The largest ``state.json`` read: it holds stage metrics and file names, kilobytes; a larger file is not one.
+MAX_STATE_BYTES = 16 << 20
 #: The key under which ``save_checkpoint`` stores the run id and config fingerprint in a run's checkpoints.
 RUN_TAG = "_rfy_run"
 
@@ -96,8 +99,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     run folder, a checkpoint of another run or config (``RUN_TAG``) is refused the same way.
     """
     path = Path(path)
-    if not path.exists():
+    kind = describe_path(path)
+    if kind == "missing":
         return None
+    if kind != "a regular file":  # a named pipe would block the load for ever, a device never end
+        raise CorruptFileError(f"{path} cannot be loaded as a checkpoint (it is {kind}, not a regular file); "
+                               f"nothing from it was used. Move it away, or start the run over without --resume")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError (bad zip), EOFError, …
@@ -165,7 +172,7 @@ def _tag_on_disk(folder: Path) -> dict[str, str] | None:
     """The run tag of the run folder ``folder`` from its ``state.json`` (in a worker process); ``None``
     when ``folder`` is not a run folder."""
     try:
-        saved = json.loads((folder / STATE_FILE).read_text())
+        saved = json.loads(read_state_text(folder / STATE_FILE))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     if not isinstance(saved, dict) or saved.get(MARKER_FIELD) != MARKER or not isinstance(saved.get("run_id"), str):
@@ -309,7 +316,7 @@ class RunState:
 
     def _holder_pid(self) -> str:
         try:
-            return str(int(json.loads(self._file.read_text())["pid"]))
+            return str(int(json.loads(read_state_text(self._file))["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             return "unknown"
 
@@ -320,7 +327,7 @@ class RunState:
         (the registered files are then deleted); without them the folder is refused as not rfy's.
         """
         try:
-            saved = json.loads(self._file.read_text())
+            saved = json.loads(read_state_text(self._file))
             if not isinstance(saved, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError, UnicodeDecodeError) as error:
@@ -394,6 +401,12 @@ class RunState:
             if path.is_file() or path.is_symlink():
                 path.unlink()
         self._file.unlink(missing_ok=True)
+
+
+def read_state_text(path: Path) -> str:
+    """The text of the ``state.json`` at ``path``, read only from a regular file of at most ``MAX_STATE_BYTES``
+    (``rfy.files.read_small_file``); ``OSError`` (a ``CorruptFileError`` saying what it is) otherwise."""
+    return read_small_file(path, MAX_STATE_BYTES).decode("utf-8")
 
 
 def _list(value: Any) -> list[Any]:

@@ -41,7 +41,7 @@ from typing import Any
 
 from rfy import data
 from rfy import chapters
-from rfy.checkpoint import STATE_FILE, RunState
+from rfy.checkpoint import STATE_FILE, RunState, read_state_text
 from rfy.claims import HELD_OUT_SEEDS, TUNING_SEEDS, seed_range
 from rfy.config import MODES, RESUMABLE_CHANGES, RunConfig, brief, config_differences, describe_differences
 from rfy.contract import Chapter
@@ -339,7 +339,7 @@ def _can_resume(workdir: Path, config: RunConfig) -> bool:
     import json
 
     try:
-        saved = json.loads((workdir / STATE_FILE).read_text())
+        saved = json.loads(read_state_text(workdir / STATE_FILE))
     except (OSError, ValueError):
         return False
     return isinstance(saved, dict) and isinstance(saved.get("config"), dict) and not config_differences(

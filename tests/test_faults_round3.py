@@ -434,3 +434,32 @@ def test_own_13_a_notebook_whose_records_are_refreshed_is_never_left_half_writte
     assert path.read_bytes() == before and listing(path.parent) == ["09_toy.ipynb"]
     assert refresh_records_outputs([test_faults.CHAPTER], path.parent, toy / "rfy_results") == [path]
     assert "not run yet" in path.read_text()
+
+
+#: ``python -m rfy`` with the toy chapter registered, for the cases that would hang if they regressed.
+TOY_CLI = ("import sys, rfy.chapters, test_faults; sys.modules['toy'] = test_faults; "
+           "rfy.chapters.CHAPTER_MODULES.append('toy'); from rfy.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def toy_subprocess(toy: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "TQDM_DISABLE": "1",
+           **{name: str(toy / name.lower()) for name in ("RFY_DATA", "RFY_RUNS", "RFY_RESULTS")}}
+    return subprocess.run([sys.executable, "-c", TOY_CLI, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_own_14_a_fifo_state_json_or_checkpoint_is_refused_not_waited_on(toy, capsys):
+    INTERRUPT_AT.append(2)
+    assert cli("run", "toy") == 130
+    INTERRUPT_AT.clear()
+    checkpoint = run_folder(toy) / "train.pt"
+    checkpoint.unlink()
+    os.mkfifo(checkpoint)
+    done = toy_subprocess(toy, "run", "toy", "--resume")
+    assert done.returncode == 2 and f"error: {checkpoint} cannot be loaded as a checkpoint (it is a named pipe" \
+        in done.stderr
+    state = run_folder(toy) / STATE_FILE
+    state.unlink()
+    os.mkfifo(state)
+    done = toy_subprocess(toy, "claims", "toy", "--seeds", "0")  # a sweep first asks whether the seed can resume
+    assert done.returncode == 2 and "state.json was not written by rfy" in done.stderr and "named pipe" in done.stderr
