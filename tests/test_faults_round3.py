@@ -463,3 +463,39 @@ def test_own_14_a_fifo_state_json_or_checkpoint_is_refused_not_waited_on(toy, ca
     os.mkfifo(state)
     done = toy_subprocess(toy, "claims", "toy", "--seeds", "0")  # a sweep first asks whether the seed can resume
     assert done.returncode == 2 and "state.json was not written by rfy" in done.stderr and "named pipe" in done.stderr
+
+
+def finishes_within(seconds: float, call):
+    """``call()``'s exception (or ``None``), or a failed test if it is still running after ``seconds``: a
+    regression that blocks (a read of a named pipe) fails instead of hanging the suite."""
+    import threading
+
+    outcome = []
+
+    def target():
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as error:  # handed back to the test
+            outcome.append(error)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"still running after {seconds} s: it blocks"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_own_15_a_fifo_in_the_dataset_cache_is_named_not_waited_on(isolated_cache, monkeypatch):
+    from rfy.data import fetch_dataset
+    from rfy.errors import ChecksumError
+    from test_data import register_hashes_of, tiny_mnist
+
+    folder = isolated_cache / "mnist"
+    tiny_mnist(folder)
+    register_hashes_of(folder, monkeypatch)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    os.mkfifo(folder / "t10k-labels-idx1-ubyte.gz")
+    error = finishes_within(20, lambda: fetch_dataset("mnist", download=False))
+    assert isinstance(error, ChecksumError) and "t10k-labels-idx1-ubyte.gz is a named pipe (FIFO)" in str(error)

@@ -18,7 +18,7 @@ from typing import IO
 
 from rfy.data.registry import RemoteFile, SystemCopy, get_spec
 from rfy.errors import ChecksumError, DatasetNotAvailableError
-from rfy.files import atomic_write, ensure_writable_dir, remove_stale_partials
+from rfy.files import atomic_write, describe_path, ensure_writable_dir, remove_stale_partials
 from rfy.progress import progress
 
 UrlOpener = Callable[[str], AbstractContextManager[IO[bytes]]]
@@ -141,11 +141,15 @@ def _fetch_all(files: Iterable[RemoteFile], directory: Path, dataset: str, downl
 
 
 def _verified(path: Path, remote: RemoteFile) -> Path:
-    """``path`` itself if its sha256 is the registered one; ChecksumError saying what to do otherwise.
+    """``path`` itself if it is a regular file with the registered sha256; ChecksumError saying what to do otherwise.
 
     A file with no published checksum (``remote.sha256 is None``) is accepted as it is: its reader
     checks the format.
     """
+    kind = describe_path(path)
+    if kind != "a regular file":  # a named pipe would block the hash for ever, a device never end
+        raise ChecksumError(f"{path} is {kind}, not a regular file, so it was not read: delete it to have rfy "
+                            f"download the file, or replace it with a good copy from {' or '.join(remote.urls)}.")
     if remote.sha256 is None:
         return path
     actual = sha256_of(path)
