@@ -13,7 +13,8 @@ Safety rules, all enforced here once for every chapter:
   ``state.json`` (or a run folder that is a symbolic link) is refused, never overwritten;
 - one run per folder at a time: ``RunState`` holds an advisory lock on the folder for its lifetime;
 - a resume refuses a config that differs from the one the run started with (only the fields in
-  ``rfy.config.RESUMABLE_CHANGES`` may change), and every checkpoint saved in a run folder carries
+  ``rfy.config.RESUMABLE_CHANGES`` may change), and torch's global numeric settings other than the
+  run's (``rfy.runtime.numeric_settings``: a float64 default dtype), and every checkpoint saved in a run folder carries
   the run id and config fingerprint, so a checkpoint of another run or config is never used;
 - starting a run over deletes only the files the run registered as its own (``state.json``, its
   stages' checkpoints and every file saved with ``save_checkpoint`` in its folder);
@@ -39,9 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rfy.config import RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences, plain
+from rfy.config import MISSING, RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences, plain
 from rfy.errors import ConfigError, CorruptFileError
-from rfy.files import NAME_PATTERN, NAME_RULE, atomic_write, atomic_write_text, check_name, remove_stale_partials
+from rfy.files import (NAME_PATTERN, NAME_RULE, atomic_write, atomic_write_text, check_name, describe_path,
+                       read_small_file, remove_stale_partials)
+from rfy.runtime import numeric_settings
 
 try:
     import fcntl
@@ -51,6 +54,8 @@ except ImportError:  # Windows: no advisory locks; one run per folder is then th
 STATE_FILE = "state.json"
 #: The field and value that mark a ``state.json`` as written by rfy (with a ``run_id``).
 MARKER_FIELD, MARKER = "written_by", "rfy run state"
+#: The largest ``state.json`` read: it holds stage metrics and file names, kilobytes; a larger file is not one.
+MAX_STATE_BYTES = 16 << 20
 #: The key under which ``save_checkpoint`` stores the run id and config fingerprint in a run's checkpoints.
 RUN_TAG = "_rfy_run"
 
@@ -94,8 +99,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     run folder, a checkpoint of another run or config (``RUN_TAG``) is refused the same way.
     """
     path = Path(path)
-    if not path.exists():
+    kind = describe_path(path)
+    if kind == "missing":
         return None
+    if kind != "a regular file":  # a named pipe would block the load for ever, a device never end
+        raise CorruptFileError(f"{path} cannot be loaded as a checkpoint (it is {kind}, not a regular file); "
+                               f"nothing from it was used. Move it away, or start the run over without --resume")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError (bad zip), EOFError, …
@@ -163,7 +172,7 @@ def _tag_on_disk(folder: Path) -> dict[str, str] | None:
     """The run tag of the run folder ``folder`` from its ``state.json`` (in a worker process); ``None``
     when ``folder`` is not a run folder."""
     try:
-        saved = json.loads((folder / STATE_FILE).read_text())
+        saved = json.loads(read_state_text(folder / STATE_FILE))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     if not isinstance(saved, dict) or saved.get(MARKER_FIELD) != MARKER or not isinstance(saved.get("run_id"), str):
@@ -192,6 +201,8 @@ class RunState:
             saved = self._read(resume) if self._file.exists() or self._file.is_symlink() else None
             if saved is not None and resume and new_config is not None:
                 self._check_same_config(saved.get("config"), new_config)
+            if saved is not None and resume:
+                self._check_same_numerics(saved.get("numerics"))
             if saved is not None:
                 self._remove_partials(saved)
             if not resume:
@@ -211,6 +222,7 @@ class RunState:
             self.started: list[str] = list(saved.get("started", list(self.stages)))
             self.files: list[str] = list(saved.get("files", []))
             self._elapsed_before = float(saved.get("elapsed_s", 0.0))
+            self.numerics: dict[str, Any] = numeric_settings()
             self._started = time.perf_counter()
         except BaseException:
             self.release()  # a refused start leaves the folder free at once
@@ -266,7 +278,7 @@ class RunState:
     def save(self) -> None:
         """Write ``state.json``: marker, run id, config, stages, registered files and elapsed time."""
         payload = {MARKER_FIELD: MARKER, "run_id": self.run_id, "pid": os.getpid(), "config": self.config,
-                   "stages": self.stages, "started": self.started, "files": self.files,
+                   "numerics": self.numerics, "stages": self.stages, "started": self.started, "files": self.files,
                    "elapsed_s": self.elapsed_s}
         atomic_write_text(self._file, json.dumps(payload, indent=2, allow_nan=False))
 
@@ -304,7 +316,7 @@ class RunState:
 
     def _holder_pid(self) -> str:
         try:
-            return str(int(json.loads(self._file.read_text())["pid"]))
+            return str(int(json.loads(read_state_text(self._file))["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             return "unknown"
 
@@ -315,7 +327,7 @@ class RunState:
         (the registered files are then deleted); without them the folder is refused as not rfy's.
         """
         try:
-            saved = json.loads(self._file.read_text())
+            saved = json.loads(read_state_text(self._file))
             if not isinstance(saved, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError, UnicodeDecodeError) as error:
@@ -340,11 +352,36 @@ class RunState:
             raise ConfigError(f"{self._file} does not record the config its run started with, so --resume cannot "
                               f"check that the settings match; start the run over without --resume")
         differences = config_differences(old, new, ignore=RESUMABLE_CHANGES)
+        added = [name for name, (before, _) in differences.items() if before == MISSING]
+        removed = [name for name, (_, now) in differences.items() if now == MISSING]
+        if added or removed:
+            change = "; ".join(part for part in (
+                f"field(s) {', '.join(added)} added to the config since" if added else "",
+                f"field(s) {', '.join(removed)} removed from the config since" if removed else "") if part)
+            raise ConfigError(
+                f"--resume: this run started under another version of rfy ({change}), so this version cannot "
+                f"continue it; start it over without --resume (this deletes its checkpoints in {self.workdir}), "
+                f"or resume it with the rfy version it started with")
         if differences:
             raise ConfigError(
                 f"--resume with a config that differs from the checkpoint's: {describe_differences(differences)}; "
                 f"only {', '.join(RESUMABLE_CHANGES)} may change on resume. Resume with the run's settings, "
                 f"or start over without --resume (or under another --name)")
+
+    def _check_same_numerics(self, old: Any) -> None:
+        """Refuse a resume under other global numeric settings than the run started with (``numeric_settings``):
+        a float32 checkpoint continued in float64 would give other numbers than either run, without a word.
+        A state saved before the settings were stored is not checked."""
+        if not isinstance(old, dict):
+            return
+        now = numeric_settings()
+        changed = {name: (value, now.get(name)) for name, value in old.items() if now.get(name) != value}
+        if changed:
+            what = ", ".join(f"{name} {before!r} -> {after!r}" for name, (before, after) in changed.items())
+            raise ConfigError(
+                f"--resume under other torch settings than the run started with ({what}); restore them (e.g. "
+                f"torch.set_default_dtype(torch.{old.get('default_dtype', 'float32')})) before resuming, or start "
+                f"the run over without --resume")
 
     def _own_files(self, saved: dict[str, Any]) -> list[Path]:
         """The files an earlier run registered: its stages' ``<stage>.pt`` and its other saved files."""
@@ -366,6 +403,12 @@ class RunState:
         self._file.unlink(missing_ok=True)
 
 
+def read_state_text(path: Path) -> str:
+    """The text of the ``state.json`` at ``path``, read only from a regular file of at most ``MAX_STATE_BYTES``
+    (``rfy.files.read_small_file``); ``OSError`` (a ``CorruptFileError`` saying what it is) otherwise."""
+    return read_small_file(path, MAX_STATE_BYTES).decode("utf-8")
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -385,7 +428,8 @@ def _is_real(value: Any) -> bool:
 def run_state_fault(saved: dict[str, Any]) -> str:
     """What is wrong with a ``state.json`` that carries rfy's marker, or ``""`` when every field is valid.
 
-    ``elapsed_s`` a finite number ≥ 0; ``config`` an object or null; ``stages`` an object of stage name →
+    ``elapsed_s`` a finite number ≥ 0; ``config`` and ``numerics`` objects or null; ``stages`` an object of
+    stage name →
     metrics object; ``started`` and ``files`` lists of file names; ``pid`` an integer.
     """
     elapsed, stages = saved.get("elapsed_s", 0.0), saved.get("stages", {})
@@ -393,6 +437,8 @@ def run_state_fault(saved: dict[str, Any]) -> str:
         return f"elapsed_s must be a finite number of seconds >= 0, got {elapsed!r}"
     if saved.get("config") is not None and not isinstance(saved.get("config"), dict):
         return f"config must be an object, got {type(saved['config']).__name__}"
+    if saved.get("numerics") is not None and not isinstance(saved.get("numerics"), dict):
+        return f"numerics must be an object, got {type(saved['numerics']).__name__}"
     if not isinstance(stages, dict) or not all(_is_file_name(k) and isinstance(v, dict) for k, v in stages.items()):
         return "stages must be an object of stage name -> metrics object"
     for field in ("started", "files"):

@@ -23,13 +23,18 @@ Exit codes:
   2    an ``error:`` line: bad input, a file or folder that cannot be used, a run folder in use by another
        run, a missing optional dependency, a full disk, not enough memory
   130  interrupted (Ctrl-C); a run continues with ``--resume``
+  143  terminated (SIGTERM, e.g. ``kill`` or a job scheduler's time limit); a run continues with ``--resume``
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
+import re
+import signal
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,24 +42,27 @@ from typing import Any
 
 from rfy import data
 from rfy import chapters
-from rfy.checkpoint import STATE_FILE, RunState
+from rfy.checkpoint import STATE_FILE, RunState, read_state_text
 from rfy.claims import HELD_OUT_SEEDS, TUNING_SEEDS, seed_range
-from rfy.config import MODES, RESUMABLE_CHANGES, RunConfig, config_differences, describe_differences
+from rfy.config import MODES, RESUMABLE_CHANGES, RunConfig, brief, config_differences, describe_differences
 from rfy.contract import Chapter
 from rfy.distributed import process_rank
 from rfy.errors import ChecksumError, ConfigError, CorruptFileError, DatasetNotAvailableError
-from rfy.files import NAME_RULE, check_name, ensure_writable_dir
-from rfy.results import read_record, record_path, record_run, results_dir
-from rfy.runtime import MAX_SEED, seed_everything, select_device
-from rfy.tables import (chapters_table, claim_summary, claims_sweep_table, markdown_table, preset_records,
-                        reproduction_rows, robustness_table)
+from rfy.files import NAME_RULE, check_name, describe_path, ensure_writable_dir, folder_lock
+from rfy.results import (check_results_root, read_record, read_records, record_path, record_run, results_dir,
+                         results_source)
+from rfy.runtime import MAX_SEED, numeric_differences, seed_everything, select_device
+from rfy.tables import (chapters_table, claim_summary, claims_sweep_table, markdown_table, preset_differences,
+                        preset_records, reproduction_rows, robustness_table)
 
 #: Errors printed as one ``error:`` line with exit status 2 instead of a traceback.
 USER_ERRORS = (ConfigError, DatasetNotAvailableError, ChecksumError, CorruptFileError)
-EXIT_CODES = {"notebook failed": 1, "error": 2, "interrupted": 130}
+EXIT_CODES = {"notebook failed": 1, "error": 2, "interrupted": 130, "terminated": 143}
 EXIT_CODES_HELP = ("exit codes: 0 done; 1 a notebook failed to execute; 2 an error line (bad input, unusable file "
                    "or folder, run folder in use, missing optional dependency, full disk, out of memory); "
-                   "130 interrupted (Ctrl-C)")
+                   "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)")
+#: The longest ``--set`` value read: a config value is a number, a word or a short tuple.
+MAX_SET_CHARACTERS = 1000
 #: What the bench command accepts: enough for any chapter's full-mode batch, not a request to fill the memory.
 BENCH_LIMITS = {"--steps": 100_000, "--batch-size": 65_536}
 RESERVED_FIELDS = {"seed": "--seed", "mode": "--mode", "device": "--device"}
@@ -68,9 +76,13 @@ def default_workdir() -> Path:
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` with ``value`` read as a Python literal when it is one (``lr=0.1``, ``adjoint=True``)."""
     if "=" not in text:
-        raise ConfigError(f"--set takes key=value, got {text!r}")
+        raise ConfigError(f"--set takes key=value, got {brief(text)}")
     key, raw = text.split("=", 1)
     key = key.strip()
+    if len(raw) > MAX_SET_CHARACTERS:
+        shown = key if len(key) <= 40 else key[:40] + "…"
+        raise ConfigError(f"--set {shown}=… is {len(raw):,} characters long; a value is at most "
+                          f"{MAX_SET_CHARACTERS:,} (a number, a word or a short tuple)")
     if key in RESERVED_FIELDS:
         raise ConfigError(f"--set {key}=… is not allowed: the {key} is given with {RESERVED_FIELDS[key]}, "
                           f"e.g. {RESERVED_FIELDS[key]} {raw or '…'}")
@@ -91,10 +103,14 @@ def parse_seeds(text: str) -> list[int]:
             if low > high or low < 0 or high > MAX_SEED:
                 raise ValueError
             if high - low >= 10_000:
-                raise ConfigError(f"--seeds {text!r} asks for {high - low + 1} seeds; sweep at most 10000 at once")
+                raise ConfigError(f"--seeds {brief(text)} asks for {high - low + 1:,} seeds; sweep at most 10000 "
+                                  f"at once (e.g. 0-9999)")
             seeds.update(range(low, high + 1))
+    except ConfigError:
+        raise
     except ValueError:
-        raise ConfigError(f"--seeds must be seeds from 0 to {MAX_SEED} like 0-9, 0,3,5 or 3, got {text!r}") from None
+        raise ConfigError(f"--seeds must be seeds from 0 to {MAX_SEED} like 0-9, 0,3,5 or 3, "
+                          f"got {brief(text)}") from None
     return sorted(seeds)
 
 
@@ -176,6 +192,56 @@ def execute(chapter: Chapter, config: RunConfig, run_name: str, folders: Folders
     return record, path
 
 
+#: The record names a preset run takes (``<mode>-seed<seed>``), which no other run may take.
+PRESET_NAME = re.compile(rf"({'|'.join(MODES)})-seed([0-9]+)")
+#: The start of the names of cost estimate records (``rfy estimate``), which no run may take.
+ESTIMATE_PREFIX = "estimate-"
+
+
+def check_record_target(path: Path, option: str) -> None:
+    """``ConfigError`` unless ``path`` is free or a run record rfy can read (so writing the run's record there
+    replaces only an earlier record of the same name): a folder, a pipe or a file that is not a record is
+    found before the run starts, and never overwritten. ``option`` names what picks another path."""
+    kind = describe_path(path)
+    if kind == "missing":
+        return
+    if kind != "a regular file":
+        raise ConfigError(f"the run's record would be written to {path}, which is {kind}; move it away, or {option}")
+    try:
+        read_record(path)
+    except CorruptFileError:
+        raise ConfigError(f"{path} exists and is not a run record rfy can read, so the run would overwrite a file "
+                          f"it did not write; move it away, or {option}") from None
+
+
+def check_run_name(chapter: Chapter, run_name: str, config: RunConfig, custom: bool, results: Path) -> None:
+    """Refuse, before the run, a ``--name`` whose record would replace or shadow another one: an estimate's
+    name (``estimate-…``), a preset record's name (``<mode>-seed<seed>``) for any other run than that preset
+    on that seed, a file that is not a run record, and a second record of a preset run and seed that
+    already has one under another name (the tables would refuse both)."""
+    default = f"{config.mode}-seed{config.seed}" + ("-custom" if custom else "")
+    if run_name.startswith(ESTIMATE_PREFIX):
+        raise ConfigError(f"--name {run_name} is refused: names starting with {ESTIMATE_PREFIX!r} are the cost "
+                          f"estimates' ('rfy estimate'); choose another --name (the default is {default})")
+    preset_name = PRESET_NAME.fullmatch(run_name)
+    if preset_name and (preset_name[1] != config.mode or int(preset_name[2]) != config.seed or custom):
+        this = "a changed config" if custom else f"the {config.mode} preset on seed {config.seed}"
+        raise ConfigError(f"--name {run_name} is the name of the {preset_name[1]} preset's record of seed "
+                          f"{int(preset_name[2])}, and this run is {this}; choose another --name (the default "
+                          f"is {default})")
+    path = record_path(chapter.slug, run_name, results)
+    check_record_target(path, "choose another --name")
+    if custom:
+        return
+    for record in read_records(chapter.slug, results):
+        if (record.run != run_name and record.mode == config.mode and record.seed == config.seed
+                and not preset_differences(record, chapter.Config)):
+            raise ConfigError(f"{record_path(chapter.slug, record.run, results)} already records the {config.mode} "
+                              f"preset on seed {config.seed}; a second record of it as {path.name} would leave the "
+                              f"tables two runs of one seed: run it under the name {record.run} (it replaces that "
+                              f"record), or move that record away first")
+
+
 def run_chapter(args: argparse.Namespace) -> int:
     """``rfy run``: one run of a chapter; a config other than the preset is named and marked as such."""
     chapter = chapters.chapter(args.chapter)
@@ -184,9 +250,18 @@ def run_chapter(args: argparse.Namespace) -> int:
         check_name("--name", args.name)
     check_optional_packages(chapter, config)
     folders = check_folders(args)
-    differences = config_differences(config.preset().to_dict(), config.to_dict())
+    changed = config_differences(config.preset().to_dict(), config.to_dict())
+    differences = {**changed, **numeric_differences()}
     run_name = args.name or f"{config.mode}-seed{config.seed}" + ("-custom" if differences else "")
-    if differences and not process_rank():
+    # A run resumed under other torch settings (a float64 default dtype) is looked for under the name it
+    # started with, so that its folder's check refuses the settings instead of a new run starting unasked.
+    started = f"{config.mode}-seed{config.seed}" + ("-custom" if changed else "")
+    resumed_elsewhere = (args.resume and not args.name and started != run_name
+                         and (folders.workdir / chapter.slug / started / STATE_FILE).exists())
+    if resumed_elsewhere:
+        run_name = started
+    check_run_name(chapter, run_name, config, bool(changed if resumed_elsewhere else differences), folders.results)
+    if differences and not process_rank() and not resumed_elsewhere:
         print(f"warning: this config differs from the {config.mode} preset ({describe_differences(differences)}); "
               f"the record {run_name}.json says preset: false, and the reproduction table and the robustness "
               f"page leave it out", file=sys.stderr)
@@ -195,30 +270,25 @@ def run_chapter(args: argparse.Namespace) -> int:
 
 
 def claims_command(args: argparse.Namespace) -> int:
-    """``rfy claims``: the reduced preset on each seed (one record per seed), then each claim's pass count."""
+    """``rfy claims``: the reduced preset on each seed (one record per seed), then each claim's pass count.
+
+    One sweep of a chapter at a time: a second one (same checkpoint folder) is refused before it runs anything.
+    """
     chapter = chapters.chapter(args.chapter)
     seeds = parse_seeds(args.seeds)
     configs = {seed: build_config(chapter, "reduced", seed, args.device, []) for seed in seeds}
     folders = check_folders(args)
-    for seed, config in configs.items():
-        run_name = f"reduced-seed{seed}"
-        path = record_path(args.chapter, run_name, folders.results)
-        if path.exists() and not args.force and _is_preset_record_of(path, config):
-            print(f"seed {seed}: {path} exists with the preset config, skipped (--force runs it again)")
-            continue
-        workdir = folders.workdir / args.chapter / run_name
-        resume = not args.force and _can_resume(workdir, config)
-        print(f"seed {seed}: running{' (resuming)' if resume else ''}, checkpoints in {workdir}", flush=True)
-        try:
-            record, path = execute(chapter, config, run_name, folders, resume=resume, quiet=True)
-        except CorruptFileError as error:
-            if not resume:
-                raise
-            print(f"warning: {error}; seed {seed} starts over", file=sys.stderr)
-            record, path = execute(chapter, config, run_name, folders, resume=False, quiet=True)
-        if record is not None:
-            verdicts = ", ".join(f"{c['key']} {'holds' if c['holds'] else 'FAILS'}" for c in record.claims)
-            print(f"seed {seed}: {verdicts or 'no claims'}; record {path}", flush=True)
+    for seed in seeds:
+        check_record_target(record_path(args.chapter, f"reduced-seed{seed}", folders.results),
+                            "leave its seed out of --seeds")
+    sweep = folders.workdir / args.chapter
+    sweep.mkdir(parents=True, exist_ok=True)
+    with folder_lock(sweep, wait=False) if not process_rank() else contextlib.nullcontext(True) as locked:
+        if not locked:
+            raise ConfigError(f"another 'rfy claims {args.chapter}' sweep is running with its checkpoints in {sweep}; "
+                              f"wait for it to finish or stop it, then run this command again (it skips the seeds "
+                              f"already recorded and resumes an interrupted one)")
+        _run_seeds(chapter, configs, folders, force=args.force)
     if process_rank():
         return 0
     chosen, _ = preset_records(args.chapter, "reduced", folders.results, config_class=chapter.Config)
@@ -233,13 +303,34 @@ def claims_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_seeds(chapter: Chapter, configs: dict[int, RunConfig], folders: Folders, *, force: bool) -> None:
+    """Run each seed's reduced preset (``configs``) unless its preset record exists (or ``force``), resuming
+    an interrupted one, and print each seed's claims."""
+    for seed, config in configs.items():
+        run_name = f"reduced-seed{seed}"
+        path = record_path(chapter.slug, run_name, folders.results)
+        if path.exists() and not force and _is_preset_record_of(path, config):
+            print(f"seed {seed}: {path} exists with the preset config, skipped (--force runs it again)")
+            continue
+        workdir = folders.workdir / chapter.slug / run_name
+        resume = not force and _can_resume(workdir, config)
+        print(f"seed {seed}: running{' (resuming)' if resume else ''}, checkpoints in {workdir}", flush=True)
+        try:
+            record, path = execute(chapter, config, run_name, folders, resume=resume, quiet=True)
+        except CorruptFileError as error:
+            if not resume:
+                raise
+            print(f"warning: {error}; seed {seed} starts over", file=sys.stderr)
+            record, path = execute(chapter, config, run_name, folders, resume=False, quiet=True)
+        if record is not None:
+            verdicts = ", ".join(f"{c['key']} {'holds' if c['holds'] else 'FAILS'}" for c in record.claims)
+            print(f"seed {seed}: {verdicts or 'no claims'}; record {path}", flush=True)
+
+
 def _is_preset_record_of(path: Path, config: RunConfig) -> bool:
-    """True when the record at ``path`` is of ``config``'s seed and its config is the current preset."""
-    try:
-        record = read_record(path)
-    except CorruptFileError as error:
-        print(f"warning: {error}; running the seed again", file=sys.stderr)
-        return False
+    """True when the record at ``path`` (checked readable by ``check_record_target``) is of ``config``'s seed
+    and its config is the current preset."""
+    record = read_record(path)
     return record.seed == config.seed and not config_differences(record.config, config.to_dict(),
                                                                  ignore=RESUMABLE_CHANGES)
 
@@ -249,7 +340,7 @@ def _can_resume(workdir: Path, config: RunConfig) -> bool:
     import json
 
     try:
-        saved = json.loads((workdir / STATE_FILE).read_text())
+        saved = json.loads(read_state_text(workdir / STATE_FILE))
     except (OSError, ValueError):
         return False
     return isinstance(saved, dict) and isinstance(saved.get("config"), dict) and not config_differences(
@@ -328,13 +419,18 @@ def data_command(args: argparse.Namespace) -> int:
     if not args.name:
         raise ConfigError(f"'rfy data download' needs a dataset name, one of {tuple(data.REGISTRY)}")
     data.get_spec(args.name)
-    ensure_writable_dir(data.data_dir(), "RFY_DATA" if os.environ.get("RFY_DATA") else "the dataset cache (RFY_DATA)")
-    paths = data.fetch_dataset(args.name)
+    try:  # a complete system copy or cache needs no write
+        paths = data.fetch_dataset(args.name, download=False)
+    except DatasetNotAvailableError:
+        ensure_writable_dir(data.data_dir(),
+                            "RFY_DATA" if os.environ.get("RFY_DATA") else "the dataset cache (RFY_DATA)")
+        paths = data.fetch_dataset(args.name)
     print("\n".join(str(path) for path in paths.values()))
     return 0
 
 
 def results_command(args: argparse.Namespace) -> int:
+    check_results_root(results_dir(), results_source(), chapters.slugs())
     if args.action == "robustness":
         table = robustness_table(chapters.all_chapters())
     elif args.action == "chapters":
@@ -360,13 +456,14 @@ def notebooks_command(args: argparse.Namespace) -> int:
 
     if args.action == "records":
         folder = Path(args.paths[0]) if args.paths else Path("notebooks")
+        check_results_root(results_dir(), results_source(), chapters.slugs())
         for path in refresh_records_outputs(chapters.all_chapters(), folder, results_dir()):
             print(f"records shown in {path} brought up to date")
         return 0
     if not args.paths:
         raise ConfigError(f"notebooks {args.action} needs at least one notebook path, e.g. notebooks/01_neural_odes.ipynb")
     if args.action == "student":
-        for path in write_student_copies([Path(p) for p in args.paths], Path(args.output)):
+        for path in write_student_copies([Path(p) for p in args.paths], Path(args.output), overwrite=args.overwrite):
             print(f"student copy written to {path}")
         return 0
     for path in args.paths:
@@ -482,7 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("action", choices=("execute", "student", "records"))
     notebooks.add_argument("paths", nargs="*", help="notebooks (execute, student) or their folder (records; "
                                                     "default notebooks/)")
-    notebooks.add_argument("--output", default="_build/student", help="folder for student copies")
+    notebooks.add_argument("--output", default="_build/student",
+                           help="folder for student copies (never a source notebook's folder)")
+    notebooks.add_argument("--overwrite", action="store_true",
+                           help="student: replace a notebook in --output that is not an unchanged student copy "
+                                "(a student's answers); without it such a notebook is refused, named")
     notebooks.set_defaults(handler=notebooks_command)
     return parser
 
@@ -497,16 +598,42 @@ AFTER_INTERRUPT = {"run": "; continue with --resume", "claims": "; run the same 
 OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "Cannot allocate memory")
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (``kill``, a scheduler's time limit): raised where the process is, so that ``finally``
+    blocks and atomic writes clean up as after Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Any:
+    """While the block runs, SIGTERM raises ``Terminated`` (in the main thread, where the default is to die)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command of ``argv``; return its exit code (``EXIT_CODES``), every failure as one line."""
     args = build_parser().parse_args(argv)
     previous = warnings.showwarning
     warnings.showwarning = _warning_line
     try:
-        return args.handler(args)
+        with _sigterm_raises():
+            return args.handler(args)
     except KeyboardInterrupt:
         print(f"error: interrupted{AFTER_INTERRUPT.get(args.command, '')}", file=sys.stderr)
         return EXIT_CODES["interrupted"]
+    except Terminated:
+        print(f"error: terminated (SIGTERM){AFTER_INTERRUPT.get(args.command, '')}", file=sys.stderr)
+        return EXIT_CODES["terminated"]
     except (*USER_ERRORS, OSError) as error:  # OSError: the machine said no (disk full, permission)
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CODES["error"]

@@ -18,6 +18,18 @@ from rfy.errors import ConfigError
 from rfy.runtime import check_device_name, check_seed
 
 MODES = ("reduced", "full")
+#: The largest magnitude a float field (or each float in a tuple field) may take unless its class says
+#: otherwise (``RunConfig.limits``): far beyond every setting of the papers, far below the float32 range
+#: (about 3.4e38) where torch fails with an overflow deep inside a training step.
+FLOAT_LIMIT = 1e6
+#: The largest magnitude an integer field may take: sizes and counts beyond it fill no machine, and
+#: libraries convert integers to C longs (an int of 10**30 is an OverflowError inside torch).
+INT_LIMIT = 2**31 - 1
+#: Bounds by field name, for fields every chapter calls the same: a learning rate above 10 diverges
+#: with every optimizer here.
+NAMED_LIMITS = {"lr": (0.0, 10.0)}
+#: How many characters of a value an error message shows (a 100 KB ``--set`` value is not echoed whole).
+SHOWN_CHARACTERS = 80
 #: Fields a resumed run may change (``--resume`` refuses any other difference from the checkpoint):
 #: the device, so a run started on one machine can finish on another.
 RESUMABLE_CHANGES = ("device",)
@@ -25,11 +37,19 @@ RESUMABLE_CHANGES = ("device",)
 C = TypeVar("C", bound="RunConfig")
 
 
+def brief(value: Any) -> str:
+    """``repr(value)``, cut to ``SHOWN_CHARACTERS`` with its full length said, for an error message."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}… ({len(text)} characters)"
+
+
 def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
     """Raise ``ConfigError`` unless ``value`` is one of ``allowed``."""
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ConfigError(f"{field} must be one of {allowed}, got {value!r}")
+        raise ConfigError(f"{field} must be one of {allowed}, got {brief(value)}")
 
 
 def check_positive(field: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -38,13 +58,13 @@ def check_positive(field: str, value: Any, *, integer: bool = False, allow_zero:
     is_number = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not is_number or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{field} must be {kind} {bound}, got {value!r}")
+        raise ConfigError(f"{field} must be {kind} {bound}, got {brief(value)}")
 
 
 def check_fraction(field: str, value: Any) -> None:
     """Raise ``ConfigError`` unless ``0 < value < 1``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"{field} must be a number strictly between 0 and 1, got {value!r}")
+        raise ConfigError(f"{field} must be a number strictly between 0 and 1, got {brief(value)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +76,9 @@ class RunConfig:
     device: str = "auto"
 
     full_preset: ClassVar[dict[str, Any]] = {}
+    #: ``{field: (lowest, highest)}`` for a numeric field (or each number of a tuple field) whose sane range
+    #: differs from the default (``field_limits``).
+    limits: ClassVar[dict[str, tuple[float, float]]] = {}
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
@@ -65,7 +88,16 @@ class RunConfig:
             value = check_type(name, getattr(self, name), annotation)
             if value is not getattr(self, name):  # a list given for a tuple field (papermill, JSON)
                 object.__setattr__(self, name, value)
+            check_limits(name, value, self.field_limits(name))
         self.validate()
+
+    @classmethod
+    def field_limits(cls, name: str) -> tuple[float, float] | None:
+        """The range every number of field ``name`` must lie in: ``limits[name]``, else ``NAMED_LIMITS``
+        for a field called ``lr`` or ``…_lr``, else ``None`` (the defaults ``FLOAT_LIMIT``, ``INT_LIMIT``)."""
+        if name in cls.limits:
+            return cls.limits[name]
+        return NAMED_LIMITS.get("lr" if name == "lr" or name.endswith("_lr") else name)
 
     def validate(self) -> None:
         """Chapter-specific checks; override in subclasses."""
@@ -87,7 +119,7 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)} - {"mode"}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; {cls.__name__} accepts {sorted(names)}")
+            raise ConfigError(f"unknown config field(s) {brief(unknown)}; {cls.__name__} accepts {sorted(names)}")
         preset = dict(cls.full_preset) if mode == "full" else {}
         return cls(mode=mode, **{**preset, **overrides})
 
@@ -196,10 +228,39 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
     finite everywhere (``1e999`` reads as infinity). Other annotations are left to ``validate``.
     """
     if not _matches(value, annotation):
-        raise ConfigError(f"{name} must be {_type_name(annotation)}, got {value!r}")
+        raise ConfigError(f"{name} must be {_type_name(annotation)}, got {brief(value)}")
     if _has_non_finite(value):
-        raise ConfigError(f"{name} must be finite (no NaN or infinity), got {value!r}")
+        raise ConfigError(f"{name} must be finite (no NaN or infinity), got {brief(value)}")
     return _as_tuples(value, annotation)
+
+
+def check_limits(name: str, value: Any, limits: tuple[float, float] | None = None) -> None:
+    """Raise ``ConfigError`` unless every number in ``value`` (a number, or a tuple or list of them) lies in
+    ``limits`` (lowest, highest), or, without ``limits``, within ``FLOAT_LIMIT`` (a float) or ``INT_LIMIT``
+    (an int) of zero. Other values (strings, None) are not checked here."""
+    each = " each" if isinstance(value, (tuple, list)) else ""
+    for number in _numbers(value):
+        if limits is not None and not limits[0] <= number <= limits[1]:
+            raise ConfigError(f"{name}{each} must be from {_bound(limits[0])} to {_bound(limits[1])}, "
+                              f"got {brief(value)}")
+        bound = INT_LIMIT if isinstance(number, int) else FLOAT_LIMIT
+        if limits is None and abs(number) > bound:
+            raise ConfigError(f"{name}{each} must be at most {_bound(bound)} in magnitude (a larger value is no "
+                              f"sane setting), got {brief(value)}")
+
+
+def _bound(number: float) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"
+
+
+def _numbers(value: Any) -> list[int | float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [number for item in value for number in _numbers(item)]
+    return []
 
 
 def _matches(value: Any, annotation: Any) -> bool:

@@ -7,18 +7,102 @@ never a mix, and a killed process leaves at most a temporary file that the next 
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from rfy.errors import ConfigError
+from rfy.errors import ConfigError, CorruptFileError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 NAME_RULE = "letters, digits, '.', '-' and '_' only, not '.' or '..', at most 100 characters"
+
+
+def describe_path(path: str | Path) -> str:
+    """What is at ``path``, in words: ``"missing"``, ``"a folder"``, ``"a regular file"``, ``"a symbolic link
+    loop"``, ``"a symbolic link to …, which does not exist"``, ``"a named pipe (FIFO)"``, ``"a device"``, ``"a
+    socket"``, or ``"unreadable (reason)"``. A link is followed; a loop is named as such, not as missing."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if error.errno == errno.ENOENT:
+            if path.is_symlink():
+                return f"a symbolic link to {os.readlink(path)}, which does not exist"
+            return "missing"
+        return f"unreadable ({error.strerror or error})"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_small_file(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` (a link to one is followed), at most ``limit`` of them.
+
+    Anything else is refused before it is read, with ``CorruptFileError`` saying what it is: a named
+    pipe would block the reader for ever, a device such as ``/dev/zero`` never ends, and a file larger
+    than ``limit`` is not what rfy wrote. The file is opened without blocking and checked again once
+    open, so one swapped in meanwhile is refused too.
+    """
+    path = Path(path)
+    kind = describe_path(path)
+    if kind != "a regular file":
+        raise CorruptFileError(f"it is {kind}, not a regular file")
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise CorruptFileError("it is not a regular file")
+        if status.st_size > limit:
+            raise CorruptFileError(f"it is {status.st_size:,} bytes, more than the {limit:,} such a file can be")
+        content = handle.read(limit + 1)
+    if len(content) > limit:
+        raise CorruptFileError(f"it is more than the {limit:,} bytes such a file can be")
+    return content
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an advisory lock on ``folder`` (which must exist) for the block; yields whether it was taken.
+
+    With ``wait`` the block waits for another holder to finish (a record write takes milliseconds);
+    without, it yields ``False`` at once when another process holds the lock. Without ``fcntl``
+    (Windows) it yields ``True`` and locks nothing.
+    """
+    if fcntl is None:
+        yield True
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)
 
 
 def check_name(what: str, name: str) -> str:
@@ -106,8 +190,8 @@ def ensure_writable_dir(path: str | Path, what: str, hint: str = "") -> Path:
     """
     path = Path(path).expanduser()
     if path.is_symlink() and not path.exists():
-        raise ConfigError(f"{what} must be a folder you can write to, but {path} is a symbolic link to "
-                          f"{os.readlink(path)}, which does not exist; remove the link or point {what} elsewhere{hint}")
+        raise ConfigError(f"{what} must be a folder you can write to, but {path} is {describe_path(path)}; "
+                          f"remove the link or point {what} elsewhere{hint}")
     existing = next((folder for folder in (path, *path.parents) if folder.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ConfigError(f"{what} must be a folder, but {existing} is a file; point {what} at a folder "

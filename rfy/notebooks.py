@@ -7,20 +7,23 @@ re-running a notebook only changes its real outputs.
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import json
 import os
 import platform
 import re
 import tempfile
 import textwrap
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
 from rfy.errors import ConfigError
-from rfy.files import atomic_write_text
+from rfy.files import atomic_write_text, describe_path
 
 TIMING_KEYS = ("papermill", "execution")
 SOLUTION_BLOCK = re.compile(r"\n*```\{solution\}.*?\n```[ \t]*(?=\n|$)", re.DOTALL)
@@ -37,6 +40,13 @@ def strip_timing_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookN
 
 class NotebookFailed(RuntimeError):
     """A notebook's cell raised (or timed out) during ``execute_in_place``; the message names the cell."""
+
+
+def write_notebook(notebook: nbformat.NotebookNode, path: Path) -> Path:
+    """Write ``notebook`` to ``path`` as ``nbformat.write`` would, but atomically (``rfy.files.atomic_write``):
+    a process killed meanwhile leaves the old notebook whole, never a truncated one."""
+    text = nbformat.writes(notebook)
+    return atomic_write_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
@@ -66,8 +76,7 @@ def execute_in_place(path: Path, timeout_s: int = 600) -> float:
     try:
         papermill.execute_notebook(str(path), str(executed), cwd=str(path.parent), progress_bar=False,
                                    execution_timeout=timeout_s)
-        text = nbformat.writes(strip_timing_metadata(nbformat.read(executed, as_version=4)))
-        atomic_write_text(path, text if text.endswith("\n") else text + "\n")
+        write_notebook(strip_timing_metadata(nbformat.read(executed, as_version=4)), path)
     except PapermillExecutionError as error:
         first_line = (error.source.strip().splitlines() or [""])[0][:80]
         message = (error.evalue.strip().splitlines() or [""])[0][:200]
@@ -92,15 +101,67 @@ def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return copy
 
 
-def write_student_copies(paths: list[Path], folder: Path) -> list[Path]:
-    """Write the student copy of each notebook in ``paths`` into ``folder``; return the new paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+#: The notebook metadata key under which a student copy names its source and the digest of its cells.
+STUDENT_COPY_KEY = "rfy_student_copy"
+
+
+def _cells_digest(notebook: nbformat.NotebookNode) -> str:
+    """sha256 of the cells' types, sources and outputs: what a student changes by working in the notebook."""
+    cells = [[cell.cell_type, cell.source, cell.get("outputs", [])] for cell in notebook.cells]
+    return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
+
+
+def is_unchanged_student_copy(path: Path) -> bool:
+    """True when ``path`` is a student copy ``write_student_copies`` wrote and nobody changed since (its cells
+    still have the digest stored in its metadata), so replacing it loses nothing."""
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception:  # not a notebook at all: certainly not ours
+        return False
+    stored = notebook.metadata.get(STUDENT_COPY_KEY)
+    return isinstance(stored, dict) and stored.get("cells_sha256") == _cells_digest(notebook)
+
+
+def write_student_copies(paths: list[Path], folder: Path, *, overwrite: bool = False) -> list[Path]:
+    """Write the student copy of each notebook in ``paths`` into ``folder``; return the new paths.
+
+    Everything is checked before anything is written, and a ``ConfigError`` names the first problem: two
+    sources of one name; ``folder`` holding a source notebook (a copy would replace it, outputs and
+    solutions lost; refused even with ``overwrite``); a notebook in ``folder`` that is not an unchanged
+    student copy (``is_unchanged_student_copy``: it may hold a student's answers), unless ``overwrite``;
+    each notebook ``overwrite`` replaces is named in a warning.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--output must be a folder, but {folder} is {describe_path(folder)}")
+    targets: dict[Path, Path] = {}
     for path in paths:
         target = folder / path.name
-        nbformat.write(student_copy(read_notebook(path)), target)
-        written.append(target)
-    return written
+        if target in targets:
+            raise ConfigError(f"{targets[target]} and {path} would both be copied to {target}; give one of them "
+                              f"at a time, or rename one")
+        if path.parent.resolve() == folder.resolve() or (target.exists() and target.samefile(path)):
+            raise ConfigError(f"--output {folder} holds the source notebook {path}, which a student copy would "
+                              f"replace (its outputs and solutions lost); choose another --output folder")
+        targets[target] = path
+    replaced = []
+    for target in targets:
+        kind = describe_path(target)
+        if kind == "missing" or (kind == "a regular file" and is_unchanged_student_copy(target)):
+            continue
+        if kind != "a regular file":
+            raise ConfigError(f"{target} is {kind}, not a notebook a student copy could replace; move it away")
+        if not overwrite:
+            raise ConfigError(f"{target} exists and is not an unchanged student copy (it may hold a student's "
+                              f"answers); move it away, or pass --overwrite to replace it")
+        replaced.append(target)
+    folder.mkdir(parents=True, exist_ok=True)
+    for target, path in targets.items():
+        copy = student_copy(read_notebook(path))
+        copy.metadata[STUDENT_COPY_KEY] = {"source": path.name, "cells_sha256": _cells_digest(copy)}
+        write_notebook(copy, target)
+        if target in replaced:
+            warnings.warn(f"{target} was replaced by the student copy of {path} (--overwrite); what it held is gone")
+    return list(targets)
 
 
 RST_MATH = re.compile(r":math:`([^`]*)`")
@@ -247,7 +308,7 @@ def sync_install_cells(paths: list[Path], config_path: Path, extras: dict[str, s
         source = install_cell_source(url, ref, extras.get(path.stem, ""))
         sync_install_cell(notebook, source)
         if [(cell.source, cell.metadata.get("tags")) for cell in notebook.cells] != before:
-            nbformat.write(notebook, path)
+            write_notebook(notebook, path)
             changed.append(path)
     return changed
 
@@ -290,7 +351,7 @@ def refresh_records_outputs(chapters: list[Any], folder: Path, root: Path | None
         output = records_output(chapter_records_markdown(chapter, root))
         if cells[0].get("outputs") != [output]:
             cells[0].outputs = [output]
-            nbformat.write(notebook, path)
+            write_notebook(notebook, path)
             changed.append(path)
     return changed
 

@@ -18,10 +18,16 @@ from rfy.config import MODES
 from rfy.errors import CorruptFileError
 from rfy.runtime import MAX_SEED
 
+#: The version of the record format this rfy writes and the newest it reads (``RunRecord.schema_version``).
+RECORD_SCHEMA = 1
 #: The largest magnitude a metric may have: the mean and spread of ten such values stay finite in floats.
 MAX_METRIC_MAGNITUDE = 1e100
 REQUIRED_FIELDS = {"chapter": str, "run": str, "mode": str, "seed": int, "metrics": dict, "config": dict,
                    "hardware": dict, "versions": dict, "git_commit": str, "finished_at": str, "wall_time_s": float}
+
+
+class NewerRecordError(CorruptFileError):
+    """A record of a newer format (``schema_version`` above ``RECORD_SCHEMA``): sound, but not for this rfy."""
 
 
 def json_compatible(value: Any) -> Any:
@@ -43,17 +49,24 @@ def is_real(value: Any) -> bool:
 def checked_record_fields(data: Any, path: Path | None = None) -> dict[str, Any]:
     """``data`` (a parsed record) if every field has the type and range ``make_record`` gives it.
 
-    The rules: ``chapter`` and ``run`` match the record's place ``<chapter>/<run>.json`` (when
-    ``path`` is given); ``mode`` is one of ``MODES``; ``seed`` an integer in ``[0, MAX_SEED]`` equal to
-    the config's; every metric a real number of magnitude at most ``MAX_METRIC_MAGNITUDE`` or null;
-    ``finished_at`` an ISO 8601 time; ``wall_time_s`` a finite number ≥ 0; ``preset`` a boolean or
-    null; each claim an object with a string ``key``, a boolean ``holds``, a real (or null)
+    The rules: ``schema_version`` (1 when absent) is at most ``RECORD_SCHEMA``; ``chapter`` and ``run``
+    match the record's place ``<chapter>/<run>.json`` (when ``path`` is given); ``mode`` is one of
+    ``MODES``; ``seed`` an integer in ``[0, MAX_SEED]`` equal to the config's; every metric a real number
+    of magnitude at most ``MAX_METRIC_MAGNITUDE`` or null; ``finished_at`` an ISO 8601 time;
+    ``wall_time_s`` a finite number ≥ 0; ``preset`` a boolean or null; ``numerics`` an object or null; each
+    claim an object with a string ``key``, a boolean ``holds``, a real (or null)
     ``measured`` and, where it has a ``digest``, the digest of its stored definition
     (``rfy.claims.claim_digest``: a threshold edited after the run no longer matches). Returns the
     fields with null measurements as NaN; raises ``CorruptFileError`` with a one-line reason otherwise.
     """
     if not isinstance(data, dict):
         raise CorruptFileError("a run record is a JSON object")
+    version = data.get("schema_version", 1)  # records made before the field existed are of version 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CorruptFileError(f"schema_version must be an integer >= 1, got {version!r}"[:200])
+    if version > RECORD_SCHEMA:
+        raise NewerRecordError(f"it is of record format {version} (schema_version), newer than the {RECORD_SCHEMA} "
+                               f"this rfy reads, so it was not used; update rfy (git pull, or pip install -U)")
     for name, kind in REQUIRED_FIELDS.items():
         if name not in data:
             raise CorruptFileError(f"field {name!r} is missing")
@@ -70,6 +83,8 @@ def checked_record_fields(data: Any, path: Path | None = None) -> dict[str, Any]
     _check_time(data["finished_at"])
     if not math.isfinite(data["wall_time_s"]) or data["wall_time_s"] < 0:
         raise CorruptFileError(f"wall_time_s must be a finite number of seconds >= 0, got {data['wall_time_s']!r}")
+    if data.get("numerics") is not None and not isinstance(data["numerics"], dict):
+        raise CorruptFileError(f"numerics must be an object or null, got {data['numerics']!r}"[:200])
     if data.get("preset") is not None and not isinstance(data["preset"], bool):
         raise CorruptFileError(f"preset must be true, false or null, got {data['preset']!r}"[:200])
     claims = data.get("claims", [])

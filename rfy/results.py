@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rfy.errors import CorruptFileError
-from rfy.files import atomic_write_text, check_name, remove_stale_partials
-from rfy.record_checks import checked_record_fields, json_compatible
-from rfy.runtime import hardware_info, select_device
+from rfy.errors import ConfigError, CorruptFileError
+from rfy.files import atomic_write_text, check_name, describe_path, folder_lock, read_small_file, remove_stale_partials
+from rfy.record_checks import RECORD_SCHEMA, NewerRecordError, checked_record_fields, json_compatible
+from rfy.runtime import DEFAULT_NUMERICS, hardware_info, numeric_settings, select_device
 
 if TYPE_CHECKING:
     from rfy.contract import Chapter
 
+#: The largest file read as a run record: a record is a few kilobytes; a larger file is not one.
+MAX_RECORD_BYTES = 1 << 20
 TRACKED_PACKAGES = ("rfy", "torch", "torchdiffeq", "numpy", "scikit-learn", "gymnasium", "stable-baselines3",
                     "mujoco")
 
@@ -40,7 +42,9 @@ class RunRecord:
     aside) when the run was made: the CLI names a record of a modified config ``…-custom`` and
     stores ``preset: false``, and the reproduction table and the robustness page compare each
     record's config with the current preset anyway, so a modified run never passes for the preset.
-    ``claims`` holds ``Claim.to_dict()`` of the chapter's claims on these metrics.
+    ``claims`` holds ``Claim.to_dict()`` of the chapter's claims on these metrics. ``numerics`` holds the
+    torch settings that change results (default dtype, …); the tables count a record made under other
+    settings than ``rfy.runtime.DEFAULT_NUMERICS`` as a changed config.
     """
 
     chapter: str
@@ -56,6 +60,11 @@ class RunRecord:
     wall_time_s: float
     claims: list[dict[str, Any]] = field(default_factory=list)
     preset: bool | None = None
+    #: The global numeric settings the run computed under (``rfy.runtime.numeric_settings``); ``None`` in
+    #: records made before they were stored.
+    numerics: dict[str, Any] | None = None
+    #: The record format (``RECORD_SCHEMA``); a record of a newer format is refused, not half understood.
+    schema_version: int = RECORD_SCHEMA
 
     def to_json(self) -> str:
         return json.dumps(json_compatible(dataclasses.asdict(self)), indent=2, sort_keys=True, allow_nan=False)
@@ -143,7 +152,8 @@ def make_record(chapter: str, run: str, config: Any, metrics: dict[str, float], 
                 claims: list[Any] | None = None) -> RunRecord:
     """Collect a ``RunRecord`` for a run that just finished with ``metrics`` (and its ``claims``)."""
     config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    preset = config.is_preset() if hasattr(config, "is_preset") else None
+    numerics = numeric_settings()
+    preset = config.is_preset() and numerics == DEFAULT_NUMERICS if hasattr(config, "is_preset") else None
     return RunRecord(
         chapter=chapter, run=run, mode=config_dict.get("mode", "unknown"),
         seed=int(config_dict.get("seed", 0)),
@@ -153,7 +163,7 @@ def make_record(chapter: str, run: str, config: Any, metrics: dict[str, float], 
         finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         wall_time_s=round(float(wall_time_s), 1),
         claims=[claim.to_dict() if hasattr(claim, "to_dict") else dict(claim) for claim in claims or []],
-        preset=preset,
+        preset=preset, numerics=numerics,
     )
 
 
@@ -167,11 +177,15 @@ def record_path(chapter: str, run: str, root: Path | None = None) -> Path:
 def write_record(record: RunRecord, root: Path | None = None) -> Path:
     """Save ``record`` to ``<root>/<chapter>/<run>.json`` atomically and return the path.
 
-    A reader never sees a half-written record: it is written beside its place and renamed.
+    A reader never sees a half-written record: it is written beside its place and renamed. Writers of
+    one chapter's records take turns (``rfy.files.folder_lock``), so a temporary file of this record
+    found by the writer holding the lock was left by a killed process, and is removed at once.
     """
     path = record_path(record.chapter, record.run, root)
-    remove_stale_partials(path, older_than_s=60)  # left by a run killed while writing this record
-    return atomic_write_text(path, record.to_json() + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(path.parent) as locked:
+        remove_stale_partials(path, older_than_s=0 if locked else 60)  # left by a run killed while writing it
+        return atomic_write_text(path, record.to_json() + "\n")
 
 
 def record_run(chapter: Chapter, run: str, config: Any, metrics: dict[str, float], *, wall_time_s: float,
@@ -187,9 +201,15 @@ def record_run(chapter: Chapter, run: str, config: Any, metrics: dict[str, float
 
 
 def read_record(path: Path) -> RunRecord:
-    """The record at ``path``; ``CorruptFileError`` naming the file if it is not one."""
+    """The record at ``path``; ``CorruptFileError`` naming the file if it is not one.
+
+    Only a regular file of at most ``MAX_RECORD_BYTES`` is read (``rfy.files.read_small_file``): a named
+    pipe or a link to a device is refused unread instead of blocking or filling the memory.
+    """
     try:
-        return RunRecord.from_json(Path(path).read_text(), Path(path))
+        return RunRecord.from_json(read_small_file(path, MAX_RECORD_BYTES).decode("utf-8"), Path(path))
+    except NewerRecordError as error:
+        raise CorruptFileError(f"{path}: {error}") from None
     except (OSError, ValueError, TypeError, UnicodeDecodeError) as error:
         raise CorruptFileError(f"{path} is not a valid run record ({error}); fix or delete it "
                                f"(run the chapter again to write a new one)") from None
@@ -199,9 +219,14 @@ def read_records(chapter: str, root: Path | None = None) -> list[RunRecord]:
     """Every readable record saved for ``chapter``, oldest first (by finish time).
 
     A file that is not a valid record is skipped with a warning naming it, so one bad file
-    cannot break the table or the book build.
+    cannot break the table or the book build. A ``<chapter>`` entry that is not a folder (a file, a
+    link loop) is a ``ConfigError``: an empty table would pass for "not run yet".
     """
     folder = (root or results_dir()) / chapter
+    kind = describe_path(folder)
+    if kind not in ("a folder", "missing"):
+        raise ConfigError(f"{folder} must be the folder of the run records of {chapter}, but it is {kind}; move "
+                          f"it away or fix it (records are read from {folder}/*.json)")
     records = []
     for path in sorted(folder.glob("*.json")):
         if path.name.startswith("estimate-"):  # what a preset costs (rfy.cost), not a run
@@ -211,6 +236,27 @@ def read_records(chapter: str, root: Path | None = None) -> list[RunRecord]:
         except CorruptFileError as error:
             warnings.warn(f"skipped: {error}", stacklevel=2)
     return sorted(records, key=lambda record: record.finished_at)
+
+
+def check_results_root(root: Path, what: str, chapters: list[str] = ()) -> Path:
+    """``root`` if it is a folder of run records; ``ConfigError`` naming ``what`` (where it came from) if it is
+    missing or not a folder, or if the entry of one of ``chapters`` in it is there but not a folder, so a
+    wrong path never passes for a book with no runs yet."""
+    kind = describe_path(root)
+    if kind != "a folder":
+        raise ConfigError(f"{what} must be the folder of run records, but {root} is {kind}; point {what} at the "
+                          f"results folder (results/ of the checkout), and nothing was written")
+    for chapter in chapters:
+        kind = describe_path(root / chapter)
+        if kind not in ("a folder", "missing"):
+            raise ConfigError(f"{root / chapter} must be the folder of the run records of {chapter}, but it is "
+                              f"{kind}; move it away or fix it, and nothing was written")
+    return root
+
+
+def results_source() -> str:
+    """Where ``results_dir()`` comes from, for a message: ``"RFY_RESULTS"`` or ``"the results folder"``."""
+    return "RFY_RESULTS" if os.environ.get("RFY_RESULTS") else "the results folder"
 
 
 def latest_record(chapter: str, mode: str, root: Path | None = None) -> RunRecord | None:

@@ -100,6 +100,27 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+#: torch's global settings that change what a run computes, as a fresh Python process has them.
+DEFAULT_NUMERICS = {"default_dtype": "float32", "deterministic_algorithms": False,
+                    "float32_matmul_precision": "highest"}
+
+
+def numeric_settings() -> dict[str, str | bool]:
+    """torch's global settings that change a run's numbers, as they are now: the default dtype (float64
+    makes every new tensor and model double precision), whether only deterministic algorithms may run,
+    and the float32 matrix-product precision (TF32 on GPUs). Part of a run's fingerprint: a resume under
+    other settings is refused, and a record made under them is not the preset's (``DEFAULT_NUMERICS``)."""
+    return {"default_dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}
+
+
+def numeric_differences() -> dict[str, tuple[str | bool, str | bool]]:
+    """``{setting: (default, now)}`` for each of ``numeric_settings`` that differs from ``DEFAULT_NUMERICS``."""
+    return {name: (DEFAULT_NUMERICS[name], value) for name, value in numeric_settings().items()
+            if value != DEFAULT_NUMERICS.get(name)}
+
+
 def hardware_info(device: torch.device | None = None) -> dict[str, str | int]:
     """What ran the computation: CPU model and core count, GPU name and memory when CUDA is used."""
     info: dict[str, str | int] = {

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from rfy.claims import HELD_OUT_SEEDS, SYMBOLS, TUNING_SEEDS, Claim, claim_digest, seed_range
 from rfy.config import MODES, config_differences
 from rfy.cost import cost_table, read_estimates
-from rfy.results import RunRecord, read_records, results_dir
+from rfy.errors import ConfigError
+from rfy.results import RunRecord, read_records, record_path, results_dir
+from rfy.runtime import DEFAULT_NUMERICS
 
 if TYPE_CHECKING:
     from rfy.contract import Chapter
@@ -45,14 +47,18 @@ class PaperNumber:
 def preset_differences(record: RunRecord, config_class: type | None) -> dict[str, tuple[Any, Any]]:
     """How ``record``'s config differs from the current preset of its mode (seed and device aside).
 
-    ``{}`` means the record is a preset run. Without a config class, only ``preset: false`` counts.
+    ``{}`` means the record is a preset run. Without a config class, only ``preset: false`` counts. A
+    global numeric setting other than ``rfy.runtime.DEFAULT_NUMERICS`` (a float64 default dtype) counts as
+    a difference too, under its name.
     """
+    numerics = {name: (value, DEFAULT_NUMERICS.get(name)) for name, value in (record.numerics or {}).items()
+                if value != DEFAULT_NUMERICS.get(name)}
     if config_class is None:
-        return {"preset": (False, True)} if record.preset is False else {}
+        return {"preset": (False, True), **numerics} if record.preset is False else numerics
     if record.mode not in MODES:
         return {"mode": (record.mode, MODES)}
     preset = config_class.for_mode(record.mode).to_dict()
-    return config_differences(record.config, preset, ignore=("seed", "device"))
+    return {**config_differences(record.config, preset, ignore=("seed", "device")), **numerics}
 
 
 def preset_records(chapter: str, mode: str, root: Path | None = None, *, config_class: type | None = None,
@@ -60,16 +66,22 @@ def preset_records(chapter: str, mode: str, root: Path | None = None, *, config_
     """The records of ``mode`` whose config is the chapter's preset, one per seed (the newest); and the others.
 
     Returns ``(preset records sorted by seed, [(record, differences), …] for the rest of that mode)``.
+    Two preset records of one seed under different names are a ``ConfigError`` naming both files: which
+    one the tables should count is the reader's choice, not the newest file's.
     """
     records = read_records(chapter, root) if records is None else records
     chosen: dict[int, RunRecord] = {}
     others = []
-    for record in records:  # oldest first, so a newer record of a seed replaces an older one
+    for record in records:
         if record.mode != mode:
             continue
         differences = preset_differences(record, config_class)
         if differences:
             others.append((record, differences))
+        elif record.seed in chosen:
+            first, second = (record_path(chapter, r.run, root) for r in (chosen[record.seed], record))
+            raise ConfigError(f"{first} and {second} both record the {mode} preset of {chapter} on seed "
+                              f"{record.seed}; the tables count one run per seed: delete or move one of them")
         else:
             chosen[record.seed] = record
     return [chosen[seed] for seed in sorted(chosen)], others
@@ -87,7 +99,7 @@ def reproduction_rows(chapter: Chapter, root: Path | None = None) -> list[dict[s
     over the seeds' records, ``std`` their standard deviation (``None`` for a single run).
     """
     records = read_records(chapter.slug, root)
-    by_mode = {mode: preset_records(chapter.slug, mode, config_class=chapter.Config, records=records)
+    by_mode = {mode: preset_records(chapter.slug, mode, root, config_class=chapter.Config, records=records)
                for mode in MODES}
     rows = []
     for number in chapter.paper_numbers:

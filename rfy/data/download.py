@@ -18,7 +18,7 @@ from typing import IO
 
 from rfy.data.registry import RemoteFile, SystemCopy, get_spec
 from rfy.errors import ChecksumError, DatasetNotAvailableError
-from rfy.files import atomic_write, ensure_writable_dir, remove_stale_partials
+from rfy.files import atomic_write, describe_path, ensure_writable_dir, remove_stale_partials
 from rfy.progress import progress
 
 UrlOpener = Callable[[str], AbstractContextManager[IO[bytes]]]
@@ -90,7 +90,11 @@ def system_copy_paths(copies: Iterable[SystemCopy], filenames: list[str]) -> dic
     with a warning (a damaged package must not pass for the dataset)."""
     for copy in copies:
         paths = {name: Path(copy.directory) / name for name in filenames}
-        if not all(path.is_file() for path in paths.values()):
+        absent = [name for name, path in paths.items() if not path.is_file()]
+        if absent and Path(copy.directory).is_dir():
+            warnings.warn(f"{copy.directory} lacks {', '.join(absent)}, so this copy is not used; reinstall its "
+                          f"package ({reinstall_command(copy)})", stacklevel=3)
+        if absent:
             continue
         bad = [name for name, path in paths.items() if sha256_of(path) != copy.sha256.get(name)]
         if bad:
@@ -137,11 +141,15 @@ def _fetch_all(files: Iterable[RemoteFile], directory: Path, dataset: str, downl
 
 
 def _verified(path: Path, remote: RemoteFile) -> Path:
-    """``path`` itself if its sha256 is the registered one; ChecksumError saying what to do otherwise.
+    """``path`` itself if it is a regular file with the registered sha256; ChecksumError saying what to do otherwise.
 
     A file with no published checksum (``remote.sha256 is None``) is accepted as it is: its reader
     checks the format.
     """
+    kind = describe_path(path)
+    if kind != "a regular file":  # a named pipe would block the hash for ever, a device never end
+        raise ChecksumError(f"{path} is {kind}, not a regular file, so it was not read: delete it to have rfy "
+                            f"download the file, or replace it with a good copy from {' or '.join(remote.urls)}.")
     if remote.sha256 is None:
         return path
     actual = sha256_of(path)
@@ -208,6 +216,16 @@ def _missing_message(dataset: str, directory: Path, missing: list[tuple[RemoteFi
         f"Download the files by hand, place them in {directory}, and run again; "
         f"set RFY_DATA to keep datasets somewhere else (currently {data_dir()})."
     )
-    lines.extend(f"Or install the packaged copy, which rfy reads in place from {copy.directory}: {copy.install}."
-                 for copy in system_copies)
+    for copy in system_copies:
+        if Path(copy.directory).is_dir():
+            lines.append(f"Or repair the packaged copy in {copy.directory}, which is installed but incomplete or "
+                         f"damaged: {reinstall_command(copy)}.")
+        else:
+            lines.append(f"Or install the packaged copy, which rfy reads in place from {copy.directory}: "
+                         f"{copy.install}.")
     return "\n".join(lines)
+
+
+def reinstall_command(copy: SystemCopy) -> str:
+    """``copy.install`` as a reinstall (``apt-get install --reinstall …``), for a copy that is there but damaged."""
+    return copy.install.replace("apt-get install ", "apt-get install --reinstall ", 1)
