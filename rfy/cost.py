@@ -35,8 +35,8 @@ from typing import Any
 import torch
 
 from rfy.errors import ConfigError
-from rfy.files import atomic_write_text
-from rfy.results import git_commit, library_versions
+from rfy.files import atomic_write_text, read_small_file
+from rfy.results import MAX_RECORD_BYTES, git_commit, library_versions
 from rfy.runtime import hardware_info
 
 #: Colab's free GPU (a T4) has 16 GB, of which about 15 GiB can be allocated.
@@ -250,10 +250,10 @@ def read_estimates(root: Path, chapter: str) -> list[Estimate]:
     """Every readable estimate record of ``chapter`` under ``root``, by device name."""
     estimates = []
     for path in sorted((root / chapter).glob("estimate-*.json")):
-        try:
-            estimates.append(Estimate.from_dict(json.loads(path.read_text())))
-        except (OSError, ValueError, TypeError, KeyError):
-            warnings.warn(f"skipped: {path} is not a valid estimate record", stacklevel=2)
+        try:  # a regular file of record size only: a named pipe or /dev/zero must not hang the tables
+            estimates.append(Estimate.from_dict(json.loads(read_small_file(path, MAX_RECORD_BYTES))))
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            warnings.warn(f"skipped: {path} is not a valid estimate record ({error})", stacklevel=2)
     return sorted(estimates, key=lambda item: item.device_name)
 
 

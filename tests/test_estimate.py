@@ -135,3 +135,18 @@ def test_a_part_sets_its_own_warmup() -> None:
     measure_part(part, torch.device("cpu"), steps=3, warmup=1)
     assert len(calls) == 4 + 3
 
+
+
+def test_an_estimate_path_that_is_a_pipe_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    """A named pipe called estimate-*.json would block a plain read for ever (and `make table` with it)."""
+    import os
+    import threading
+
+    (tmp_path / "mixmatch").mkdir()
+    os.mkfifo(tmp_path / "mixmatch" / "estimate-full-pipe.json")
+    found: list = []
+    reader = threading.Thread(target=lambda: found.append(read_estimates(tmp_path, "mixmatch")), daemon=True)
+    with pytest.warns(UserWarning, match="named pipe"):
+        reader.start()
+        reader.join(timeout=10)
+    assert found == [[]]
