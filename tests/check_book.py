@@ -304,6 +304,24 @@ def browser_problems(root: Path, chromium: str) -> list[str]:
     return problems
 
 
+def pdf_problems(pdf: Path) -> list[str]:
+    """What a reader of the printed book would find broken: no bookmarks (outline), links that lead to the
+    local server the book was printed from, and links inside the PDF to a place that is not in it."""
+    data = Path(pdf).read_bytes()
+    problems = [] if re.search(rb"/Outlines\s+\d+\s+0\s+R", data) else ["no bookmarks (the PDF has no outline)"]
+    local = sorted({uri.decode("latin-1") for uri in re.findall(rb"/URI\s*\((http://(?:127\.0\.0\.1|localhost)[^)]*)\)",
+                                                                  data)})
+    problems += [f"link to the local server the book was printed from: {uri}" for uri in local[:10]]
+    if len(local) > 10:
+        problems.append(f"... and {len(local) - 10} more links to the local server")
+    named = set(re.findall(rb"/Dest\s*/([^\s/\]>]+)", data))
+    defined = set(re.findall(rb"\(([^()]*)\)\s*\[\s*\d+\s+0\s+R\s*/XYZ", data)) | set(
+        re.findall(rb"/([^\s/\[\]<>()]+)\s*\[\s*\d+\s+0\s+R\s*/XYZ", data))
+    missing = sorted(name.decode("latin-1") for name in named - defined)
+    problems += [f"link inside the PDF to a place that is not in it: {name}" for name in missing[:10]]
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default="_build/html", help="the built book (default: _build/html)")

@@ -91,15 +91,46 @@ def test_checker_reports_each_planted_defect_and_passes_the_fine_page(planted_bo
 
 
 @needs_browser
-def test_pdf_puts_each_page_on_its_own_sheets_with_typeset_math(planted_book, tmp_path):
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext (Debian's poppler-utils)")
+def test_pdf_is_a_book_with_contents_bookmarks_and_links_inside_it(planted_book, tmp_path):
+    """Title and contents sheets, each page of the book from a new sheet with its number in the contents,
+    bookmarks, math typeset, toggles not printed, and links between pages kept inside the PDF."""
+    from check_book import pdf_problems
     from rfy_pdf import build_pdf
 
+    (planted_book / "planted" / "fine.html").write_text(FINE.replace(
+        "<p>Prose", '<h1>The fine page</h1><details class="hide"><summary>Show code cell source</summary>x</details>'
+                    '<p>See <a href="defects.html#equation-planted-wide">the wide equation</a>. Prose'))
     output = tmp_path / "book.pdf"
-    count = build_pdf(planted_book, output, CHROMIUM, ["planted/fine.html", "planted/defects.html"])
+    count = build_pdf(planted_book, output, CHROMIUM, ["planted/fine.html", "planted/defects.html"], title="Planted")
     data = output.read_bytes()
-    assert count == 2 and data.startswith(b"%PDF")
-    assert len(re.findall(rb"/Type\s*/Page(?![s\w])", data)) >= 2  # the second page starts a new sheet
+    assert count == 2 and data.startswith(b"%PDF") and not pdf_problems(output)
+    text = subprocess.run(["pdftotext", "-layout", str(output), "-"], capture_output=True, text=True,
+                          check=True).stdout.split("\f")
+    assert "Planted" in text[0] and "Contents" in text[1]
+    assert re.search(r"The fine page\s*\.*\s*3\b", text[1])  # cover, contents, then the first page on sheet 3
+    assert "Show code cell source" not in "".join(text) and "rfy-pdf-part" not in "".join(text)
+    assert b"/Dest /planted-defects-html--equation-planted-wide" in data  # the link stays inside the PDF
     assert b"MathJax_" in data  # the equations are typeset in MathJax's fonts, not left as TeX
+
+
+@needs_browser
+def test_pdf_checker_reports_no_bookmarks_and_links_to_the_printing_server(tmp_path):
+    from check_book import pdf_problems
+    from playwright.sync_api import sync_playwright
+
+    output = tmp_path / "bad.pdf"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.set_content('<h1>Title</h1><a href="http://127.0.0.1:8000/book/references.html#id3">[1]</a>'
+                         '<a href="#nowhere">a dangling link</a>')
+        page.pdf(path=str(output))  # no outline
+        browser.close()
+    problems = pdf_problems(output)
+    assert "no bookmarks (the PDF has no outline)" in problems
+    assert "link to the local server the book was printed from: http://127.0.0.1:8000/book/references.html#id3" \
+        in problems
 
 
 def test_doubled_words_are_found_in_sentences_not_across_table_cells():
