@@ -169,9 +169,18 @@ PAGE_CHECKS = r"""
     const label = block && block.id ? block.id.replace(/^equation-/, '') + ' ' : '';
     const number = block && block.querySelector('.eqno') ? block.querySelector('.eqno').textContent.replace('#', '').trim() + ' ' : '';
     const column = (block || root).clientWidth;
+    // The space beside the number, when the number stands on the equation's line (it is drawn over what
+    // does not fit, or the equation scrolls in a box too narrow for it).
+    const eqno = block && block.querySelector('.eqno');
+    const box = eqno ? eqno.getBoundingClientRect() : null;
+    const sameLine = box && box.width > 0 && box.bottom > rect.top + 1 && box.top < rect.bottom - 1;
+    const beside = sameLine ? column - box.width : column;
     const name = `equation ${number}${label}(${Math.round(rect.width)} px in ${column} px): ${tex(item.math)}`;
     if (desktop && rect.width > column + slack) problems.push('equation wider than the column at desktop width: ' + name);
-    else if (clipped(math, rect)) problems.push(`equation clipped ${where}: ` + name);
+    else if (desktop && number && rect.width > beside + slack) {
+      problems.push(`equation wider than the space beside its number at desktop width (${Math.round(rect.width)} px in ` +
+                    `${beside} px): equation ${number}${label}` + tex(item.math));
+    } else if (clipped(math, rect)) problems.push(`equation clipped ${where}: ` + name);
   }
   for (const table of document.querySelectorAll('main table, article table')) {
     if (table.getBoundingClientRect().width === 0) continue;

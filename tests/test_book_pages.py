@@ -38,13 +38,17 @@ PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
 <body><main><article class="bd-article">{body}</article></main></body></html>"""
 PIXEL = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='40' height='20'/%3E"
 WIDE_TEX = " + ".join(f"\\frac{{a_{{{i}}}}}{{b_{{{i}}}}}" for i in range(40))
+MID_TEX = " + ".join(f"a_{{{i}}}" for i in range(12))  # narrower than the column, wider than beside its number
 WIDE_CELLS = "".join(f"<td>cell{i}_unbreakable_text_of_a_wide_table</td>" for i in range(12))
 
 #: Each defect the checker must report, and a page that must pass: the same things done right.
-DEFECTS = PAGE.format(style="mjx-container { overflow: visible !important; } .clip { overflow: hidden; }", body=f"""
+DEFECTS = PAGE.format(style="mjx-container { overflow: visible !important; } .clip { overflow: hidden; } "
+                            "#equation-planted-crowded mjx-container { display: block; overflow-x: auto !important; }",
+                      body=f"""
 <p>Prose, and a reference written after its own name: see exercise Exercise 1.2 for more.</p>
 <p><a href="https://colab.research.google.com/github/o/r/blob/main/./notebooks/x.ipynb">Colab</a></p>
 <div class="math clip" id="equation-planted-wide"><span class="eqno">(9.1)</span>\\[ {WIDE_TEX} \\]</div>
+<div class="math" id="equation-planted-crowded"><span class="eqno" style="float: right; width: 300px">(9.3)</span>\\[ {MID_TEX} \\]</div>
 <div class="clip"><table><tr>{WIDE_CELLS}</tr></table></div>
 <figure><img src="{PIXEL}" alt="a blank"><figcaption style="color: #bbb; font-weight: 300">A pale caption.</figcaption></figure>
 <img src="{PIXEL}" alt="a squashed blank" style="width: 900px; height: 450px; max-width: 100%">
@@ -78,6 +82,7 @@ def test_checker_reports_each_planted_defect_and_passes_the_fine_page(planted_bo
         "link with a /./ segment: https://colab.research.google.com/github/o/r/blob/main/./notebooks/x.ipynb",
         "equation wider than the column at desktop width: equation (9.1) planted-wide",
         "equation clipped at phone width: equation (9.1) planted-wide",
+        "equation wider than the space beside its number at desktop width",
         "table clipped at desktop width: cell0_unbreakable",
         "table clipped at phone width: cell0_unbreakable",
         "caption text in a light font (weight 300): A pale caption.",
