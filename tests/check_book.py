@@ -255,7 +255,9 @@ MATHJAX_DONE = """
     window.__rfyTypeset = false;
     MathJax.startup.promise.then(() => { window.__rfyTypeset = true; });
   }
-  return window.__rfyTypeset;
+  // The book's rfy.js sizes equations for a phone once MathJax is done: wait for it where it is loaded.
+  const fitting = document.querySelector('script[src*="rfy.js"]');
+  return window.__rfyTypeset && (!fitting || window.rfyEquationsFitted === true);
 }
 """
 PAGE_TIMEOUT_MS = 120_000
