@@ -21,6 +21,7 @@ from rfy.mixmatch import (MIXMATCH, SUPERVISED, Config, InterleavedForward, Mixe
                           random_cifar_like, run_experiment, sharpen, small_cnn, train, wide_resnet)
 from rfy.mixmatch import LAST_EVALUATIONS, PAPER_NUMBERS, TrainResult, comparison_metrics, run_metrics
 from rfy.mixmatch import data as mixmatch_data
+from rfy.mixmatch.experiments import CPU_THREADS
 
 mixmatch_train = importlib.import_module("rfy.mixmatch.train")  # the module; rfy.mixmatch.train is the function
 
@@ -297,7 +298,9 @@ def test_full_mode_without_cifar_explains_what_to_download():
 
 def test_benchmark_reports_speed_precision_and_memory_format():
     result = benchmark(device="cpu", steps=2, warmup=1, batch_size=4, model="small-cnn")
-    assert result["steps_per_s"] > 0 and result["images_per_s"] == pytest.approx(12 * result["steps_per_s"])
+    # every image forwarded: K·B = 8 views to guess labels, then (K + 1)·B = 12 mixed images to train
+    assert result["steps_per_s"] > 0 and result["images_per_s"] == pytest.approx(20 * result["steps_per_s"])
+    assert result["threads"] == CPU_THREADS and result["device"] == f"cpu ({CPU_THREADS} threads)"
     fast = bf16_is_fast(torch.device("cpu"))
     assert result["precision"] == ("bf16 autocast" if fast else "fp32")
     assert result["memory_format"] == ("channels_last" if fast else "contiguous")
@@ -317,9 +320,15 @@ def test_the_reduced_preset_stays_in_fp32_with_contiguous_images():
     assert (trainer.precision, trainer.memory_format_name) == ("fp32", "contiguous")
 
 
-def mixmatch_loss_and_gradient(mixed_precision: bool) -> tuple[float, torch.Tensor]:
-    """The full preset's loss (λ_u ramped up) and its gradient, at initialisation, on batch 8 of WRN-28-2."""
+def mixmatch_loss_and_gradient(mixed_precision: bool, contiguous: bool = False) -> tuple[float, torch.Tensor]:
+    """The full preset's loss (λ_u ramped up) and its gradient, at initialisation, on batch 8 of WRN-28-2.
+
+    ``contiguous`` puts the images and weights back in the contiguous layout, whatever the trainer chose.
+    """
     trainer = benchmark_trainer(device="cpu", batch_size=8, mixed_precision=mixed_precision)
+    if contiguous:
+        trainer.memory_format = torch.contiguous_format
+        trainer.classifier.to(memory_format=torch.contiguous_format)
     trainer.classifier.train()
     torch.manual_seed(0)  # the same batches, augmentations and MixUp draws for both precisions
     loss = trainer.loss(trainer.config.rampup_steps)
@@ -341,6 +350,17 @@ def test_a_bf16_channels_last_step_matches_fp32_within_stated_tolerances(monkeyp
     assert loss_bf16 != loss_fp32  # autocast really ran
     assert loss_bf16 == pytest.approx(loss_fp32, rel=0.01)
     assert torch.cosine_similarity(gradient_bf16, gradient_fp32, dim=0) > 0.95
+
+
+def test_wide_resnet_runs_channels_last_in_fp32_on_the_cpu_with_the_contiguous_loss_and_gradient(monkeypatch):
+    """The layout changes only the order of the convolutions' sums: loss within 1e-5, gradient cosine > 0.9999."""
+    monkeypatch.setattr(mixmatch_train, "bf16_is_fast", lambda device: False)
+    trainer = benchmark_trainer(device="cpu", batch_size=8, mixed_precision=False)
+    assert (trainer.precision, trainer.memory_format_name) == ("fp32", "channels_last")
+    loss_channels_last, gradient_channels_last = mixmatch_loss_and_gradient(mixed_precision=False)
+    loss_contiguous, gradient_contiguous = mixmatch_loss_and_gradient(mixed_precision=False, contiguous=True)
+    assert loss_channels_last == pytest.approx(loss_contiguous, rel=1e-5)
+    assert torch.cosine_similarity(gradient_channels_last, gradient_contiguous, dim=0) > 0.9999
 
 
 def test_channels_last_trainer_takes_a_step_and_evaluates(monkeypatch):

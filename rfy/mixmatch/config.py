@@ -32,10 +32,11 @@ class Config(RunConfig):
     ``--set labels_per_class=400`` gives the 4000-label setting. ``target_errors`` are the test errors
     (%) whose time-to-accuracy the run record keeps.
 
-    ``mixed_precision`` runs the forward passes in bfloat16 autocast, with images and convolution
-    weights channels-last, wherever the device multiplies bf16 in hardware (a CUDA GPU with bf16, a CPU
-    with AVX512-BF16 or AMX); elsewhere it is ignored and the run stays in fp32. Losses, the optimiser
-    and the EMA weights stay fp32 either way. It is on in full mode and off in reduced mode.
+    ``mixed_precision`` runs the forward passes in bfloat16 autocast wherever the device multiplies
+    bf16 in hardware (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX); elsewhere it is ignored and
+    the run stays in fp32. Losses, the optimiser and the EMA weights stay fp32 either way. It is on in
+    full mode and off in reduced mode. Images and convolution weights are channels-last under bf16, on
+    a GPU, and for WRN-28-2 in fp32 on the CPU too (faster there); the small CNN keeps them contiguous.
     """
 
     full_preset: ClassVar[dict[str, Any]] = {
