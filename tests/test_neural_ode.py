@@ -11,9 +11,10 @@ from rfy.neural_ode import (CNF, PAPER_NUMBERS, Config, ConvDynamics, LatentODE,
                             ResidualBlock, RNNBaseline, claims, count_parameters, euler_path, exact_divergence,
                             gradient_differences, gradient_relative_error, held_out_rmse, integrate, make_odenet,
                             make_resnet, make_spirals, memory_versus_steps, ode_block_of, parameter_facts,
-                            run_experiment)
+                            predict_after_window, predictive_rmse, run_experiment, table2_key, table2_splits)
 from rfy.neural_ode.claims import GRADIENT_ERROR_THRESHOLD
-from rfy.neural_ode.experiments import nfe_versus_tolerance
+from rfy.neural_ode.config import TABLE2_FIELDS, TABLE2_TIMES, TABLE2_WINDOW
+from rfy.neural_ode.experiments import build_table2_model, nfe_versus_tolerance
 
 #: A reduced run of seconds, for the chapter contract's end-to-end test (tests/test_chapters.py).
 CONTRACT_SETTINGS = dict(epochs=1, channels=4, solver_steps=1, nfe_tolerances=(1e-1,), memory_steps=(1, 2),
@@ -133,8 +134,13 @@ def test_gradient_differences_report_the_measured_numbers():
 def test_paper_numbers_pair_only_numbers_on_the_same_data():
     for number in PAPER_NUMBERS:
         assert number.mode in ("full", "reduced") and number.data
-        assert (number.paper_value is None) == (number.mode == "reduced"), number.quantity
-    assert {n.data for n in PAPER_NUMBERS if n.mode == "full"} == {"MNIST"}
+        assert number.paper_value is None or number.mode == "full", number.quantity
+    assert {n.data for n in PAPER_NUMBERS if n.paper_value is not None} == {"MNIST"}
+    table2 = [n for n in PAPER_NUMBERS if n.data == "spirals, the paper's protocol"]
+    # six rows of the paper's Table 2, full mode, their paper values unverified here and so left empty
+    assert [n.metric for n in table2] == [table2_key(name, count) for count in (30, 50, 100)
+                                          for name in ("RNN", "latent ODE")]
+    assert all(n.mode == "full" and n.paper_value is None for n in table2)
 
 
 def test_run_experiment_end_to_end_gives_every_claims_metric(tmp_path, monkeypatch):
@@ -150,7 +156,8 @@ def test_run_experiment_end_to_end_gives_every_claims_metric(tmp_path, monkeypat
     assert len(found) == 7 and all(math.isfinite(c.measured) for c in found)
     assert metrics["adjoint_gradient_max_abs_difference"] < 1e-3 * metrics["backprop_gradient_max_abs"]
     assert metrics["odenet_params_m"] > 0
-    assert {n.metric for n in PAPER_NUMBERS} <= set(metrics)
+    assert {n.metric for n in PAPER_NUMBERS if n.mode == "reduced"} <= set(metrics)
+    assert not any("predictive" in key for key in metrics)  # the Table 2 part is full mode's
 
 
 def test_euler_path_approaches_the_ode_solution():
@@ -227,6 +234,130 @@ def test_sequence_models_predict_on_the_grid_and_train(model):
     prediction = model(values, times, data.times)
     prediction = prediction[0] if isinstance(prediction, tuple) else prediction
     assert prediction.shape == (6, 20, 2)
+
+
+#: Tiny settings of the Table 2 part: 8 training spirals, 2 steps per model, two observation counts.
+TINY_TABLE2 = dict(table2_only=True, table2_spirals=8, table2_iters=2, table2_observed=(3, 100), latent_solver="rk4",
+                   device="cpu")
+
+
+def turning_sign(points: torch.Tensor) -> torch.Tensor:
+    """+1 for a counter-clockwise path [N, T, 2], −1 for a clockwise one: the sign of the summed cross products
+    of successive points (twice the signed area swept about the origin)."""
+    cross = points[:, :-1, 0] * points[:, 1:, 1] - points[:, :-1, 1] * points[:, 1:, 0]
+    return cross.sum(dim=1).sign()
+
+
+def test_table2_spirals_follow_the_papers_protocol():
+    """§5.1: exactly half clockwise, 100 equally spaced times to observe and 100 to predict, Gaussian noise of
+    the configured size, the same spirals for every observation count."""
+    config = Config.full(**{**TINY_TABLE2, "table2_spirals": 200, "table2_noise": 0.2})
+    train, test = table2_splits(config, 30, torch.device("cpu"))
+    assert train.clean.shape == (200, TABLE2_TIMES, 2) and test.clean.shape == (100, TABLE2_TIMES, 2)
+    assert train.window == TABLE2_WINDOW == 100
+    spacing = train.times.diff()
+    assert torch.allclose(spacing, torch.full_like(spacing, 0.1), atol=1e-5) and float(train.times[0]) == 0.0
+    signs = turning_sign(torch.cat([train.clean, test.clean]))
+    assert int((signs < 0).sum()) == int((signs > 0).sum()) == 150
+    noise = torch.cat([train.noisy - train.clean, test.noisy - test.clean]).flatten()
+    assert abs(float(noise.std()) - 0.2) < 0.005 and abs(float(noise.mean())) < 0.005
+    again, _ = table2_splits(config, 50, torch.device("cpu"))
+    assert torch.equal(again.noisy, train.noisy) and again.observed.shape == (200, 50)
+
+
+def test_irregular_subsampling_draws_distinct_times_inside_the_window():
+    data = make_spirals(50, n_times=TABLE2_TIMES, window=TABLE2_WINDOW, n_observed=30, seed=1, exact_half=True)
+    assert data.observed.shape == (50, 30)
+    assert bool((data.observed.diff(dim=1) > 0).all()) and bool((data.observed < TABLE2_WINDOW).all())
+    assert len({tuple(row.tolist()) for row in data.observed}) == 50  # each spiral its own times
+    gaps = data.times[data.observed].diff(dim=1)
+    assert float(gaps.min()) < float(gaps.max()) - 0.05  # irregular: the gaps differ
+    every = make_spirals(3, n_times=TABLE2_TIMES, window=TABLE2_WINDOW, n_observed=100, exact_half=True)
+    assert torch.equal(every.observed, torch.arange(100).expand(3, -1))
+
+
+def test_exact_half_leaves_the_reduced_spirals_alone():
+    """The reduced preset's spirals are drawn exactly as before the Table 2 part existed."""
+    plain = make_spirals(6, seed=4)
+    assert torch.equal(make_spirals(6, seed=4, exact_half=False).noisy, plain.noisy)
+    assert not torch.equal(make_spirals(6, seed=4, exact_half=True).noisy, plain.noisy)
+
+
+@pytest.mark.parametrize("name", ["latent ODE", "RNN"])
+def test_table2_models_predict_after_the_window_and_get_gradients(name):
+    config = Config.full(**TINY_TABLE2)
+    train, test = table2_splits(config, 5, torch.device("cpu"))
+    model = build_table2_model(name, config, torch.device("cpu"))
+    values, times = train.observations()
+    loss = model.loss(values, times, train.observed, train.times[: train.window])
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
+    prediction = predict_after_window(model, test)
+    assert prediction.shape == (100, TABLE2_TIMES, 2)
+    assert bool(torch.isfinite(prediction[:, TABLE2_WINDOW:]).all())
+    # the RNN only steps through observed times, so the window's unobserved ones are not predicted
+    assert bool(torch.isnan(prediction[:, :TABLE2_WINDOW]).any()) == (name == "RNN")
+
+
+def test_rnn_prediction_after_the_window_steps_through_the_observed_times_first():
+    """Its prediction at the future times is the one made by stepping over [observed times, future times]."""
+    data = make_spirals(4, n_times=12, window=6, n_observed=3, exact_half=True)
+    model = RNNBaseline(hidden=5)
+    values, times = data.observations()
+    expected = model(values, times, torch.cat([times, data.times[6:].expand(4, -1)], dim=1))[:, 3:]
+    assert torch.allclose(predict_after_window(model, data)[:, 6:], expected)
+
+
+def test_predictive_rmse_counts_every_coordinate_after_the_window_only():
+    data = make_spirals(4, n_times=30, window=20, n_observed=5)
+    assert predictive_rmse(data.clean, data) == 0.0
+    shifted = data.clean.clone()
+    shifted[:, 20:] += torch.tensor([0.3, 0.4])
+    shifted[:, :20] = float("nan")  # inside the window nothing counts
+    assert predictive_rmse(shifted, data) == pytest.approx(math.sqrt((0.3**2 + 0.4**2) / 2))
+    # the per-point distance of held_out_rmse is √2 times larger
+    assert held_out_rmse(torch.where(shifted.isnan(), data.clean, shifted), data)["extrapolation_rmse"] == \
+        pytest.approx(math.sqrt(2) * predictive_rmse(shifted, data))
+    with pytest.raises(ValueError, match="after the observation window"):
+        predictive_rmse(data.clean[:, :20], data)
+
+
+def test_table2_fields_are_written_only_when_the_part_runs():
+    reduced = Config.reduced().to_dict()
+    assert not set(TABLE2_FIELDS) & set(reduced)
+    full = Config.full().to_dict()
+    assert set(TABLE2_FIELDS) <= set(full) and full["table2_observed"] == (30, 50, 100)
+    assert not Config.full(table2_observed=()).to_dict().keys() & set(TABLE2_FIELDS)
+
+
+def test_config_rejects_bad_table2_values():
+    with pytest.raises(ConfigError, match="table2_observed must hold distinct"):
+        Config.full(table2_observed=(30, 101))
+    with pytest.raises(ConfigError, match="table2_observed must hold distinct"):
+        Config.full(table2_observed=(30, 30))
+    with pytest.raises(ConfigError, match="table2_only=True"):
+        Config.reduced(table2_only=True)
+    with pytest.raises(ConfigError, match="table2_iters"):
+        Config.full(table2_iters=0)
+    with pytest.raises(ConfigError, match="table2_noise"):
+        Config.full(table2_noise=-0.1)
+
+
+def test_table2_run_end_to_end_gives_every_table2_metric(tmp_path):
+    """A tiny full-mode run of the Table 2 part alone: no images are loaded, and every full-mode Table 2 row
+    of PAPER_NUMBERS finds its metric (here for 3 and 100 observed points)."""
+    config = Config.full(**TINY_TABLE2)
+    metrics = run_experiment(config, RunState(tmp_path / "run", resume=False))
+    assert set(metrics) == {table2_key(name, n) for n in (3, 100) for name in ("RNN", "latent ODE")} | {
+        "table2_train_seconds"}
+    assert all(math.isfinite(value) and value > 0 for value in metrics.values())
+    assert claims(metrics) == []  # the Table 2 part alone makes none of the chapter's claims
+    with pytest.raises(KeyError):
+        claims({"rnn_extrapolation_rmse": 1.0})
+    full = Config.full(**{**TINY_TABLE2, "table2_observed": (30, 50, 100), "table2_iters": 1})
+    full_metrics = run_experiment(full, RunState(tmp_path / "full", resume=False))
+    assert {n.metric for n in PAPER_NUMBERS if n.data == "spirals, the paper's protocol"} <= set(full_metrics)
 
 
 def test_config_rejects_bad_values():

@@ -2,7 +2,9 @@
 
 The preset trains three classifiers (ODE-Net and two ResNets) for ``epochs`` passes over the training
 images, a continuous normalizing flow for ``cnf_iters`` steps, and three sequence models for
-``latent_iters`` full-batch steps each. The adjoint checks train nothing (a few forward and backward
+``latent_iters`` full-batch steps each; with the paper's Table 2 part (``table2_observed``), a latent ODE
+and an RNN for ``table2_iters`` full-batch steps at each observation count (``table2_only``: those alone).
+The adjoint checks train nothing (a few forward and backward
 passes of one small block) and are left out. Each probe steps through the same function as the
 training loop (``classifier_step``, ``cnf_step``, ``sequence_step``), on random images of the
 dataset's size (MNIST is never downloaded here); the two-circles points and spirals are generated,
@@ -17,10 +19,11 @@ import torch
 from rfy.cost import CostPart, Probe
 from rfy.data import load_digits, to_unit_interval
 from rfy.neural_ode.config import SPIRAL_WINDOW, Config
-from rfy.neural_ode.experiments import (NUM_CLASSES, SEQUENCE_MODELS, accuracy, build_classifier, build_cnf,
-                                        build_sequence_models, classifier_on_device, classifier_plans,
-                                        classifier_step, cnf_step, evaluate_nll, predict_spirals, sequence_step,
-                                        spiral_splits)
+from rfy.neural_ode.experiments import (NUM_CLASSES, SEQUENCE_MODELS, TABLE2_MODELS, accuracy, build_classifier,
+                                        build_cnf, build_sequence_models, build_table2_model, classifier_on_device,
+                                        classifier_plans, classifier_step, cnf_step, evaluate_nll,
+                                        predict_after_window, predict_spirals, sequence_step, spiral_splits,
+                                        table2_splits)
 from rfy.runtime import seed_everything
 
 #: MNIST's training and test images, [1, 28, 28] each.
@@ -99,7 +102,30 @@ def sequence_part(config: Config, name: str) -> CostPart:
     return CostPart(name, config.latent_iters, build, evaluations=1)
 
 
+def table2_part(config: Config, name: str, n_observed: int) -> CostPart:
+    """One model of the Table 2 part: ``table2_iters`` full-batch steps on the training spirals observed at
+    ``n_observed`` times; one prediction of the held-out spirals."""
+
+    def build(device: torch.device) -> Probe:
+        train, test = table2_splits(config, n_observed, device)
+        values, times = train.observations()
+        seed_everything(config.seed)
+        model = build_table2_model(name, config, device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.latent_lr)
+
+        def step() -> torch.Tensor:
+            model.train()
+            return sequence_step(model, optimizer, values, times, train.observed, train.times[: train.window])
+
+        return Probe(step, lambda: predict_after_window(model, test))
+
+    return CostPart(f"{name}, {n_observed} points", config.table2_iters, build, evaluations=1)
+
+
 def cost_parts(config: Config) -> list[CostPart]:
     """Every training of the preset, in the order ``run_experiment`` runs them (see ``rfy.cost``)."""
+    table2 = [table2_part(config, name, n) for n in config.table2_observed for name in TABLE2_MODELS]
+    if config.table2_only:
+        return table2
     return [*(classifier_part(config, *plan) for plan in classifier_plans(config)), cnf_part(config),
-            *(sequence_part(config, name) for name in SEQUENCE_MODELS)]
+            *(sequence_part(config, name) for name in SEQUENCE_MODELS), *table2]

@@ -22,13 +22,19 @@ from rfy.neural_ode.adjoint import gradient_differences, memory_versus_steps
 from rfy.neural_ode.classifiers import ConvDynamics, count_parameters, make_odenet, make_resnet, ode_block_of
 from rfy.neural_ode.claims import GRADIENT_CHECK_TOL
 from rfy.neural_ode.cnf import CNF, MLPDynamics
-from rfy.neural_ode.config import SPIRAL_TIMES, SPIRAL_WINDOW, Config
-from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals
+from rfy.neural_ode.config import SPIRAL_TIMES, SPIRAL_WINDOW, TABLE2_TIMES, TABLE2_WINDOW, Config
+from rfy.neural_ode.latent import LatentODE, RNNBaseline, Spirals, held_out_rmse, make_spirals, predictive_rmse
 from rfy.progress import progress
 from rfy.runtime import seed_everything, select_device
 
 NUM_CLASSES = 10
 SEQUENCE_MODELS = ("latent ODE", "RNN", "RNN on a grid")
+#: The paper's Table 2 compares these two, each trained on every observation count of ``table2_observed``.
+TABLE2_MODELS = ("latent ODE", "RNN")
+#: Held-out spirals of the Table 2 part, drawn with the training ones and scored by ``predictive_rmse``.
+TABLE2_TEST_SPIRALS = 100
+#: Turns each Table 2 spiral makes over its 200 grid times: half a turn observed, half a turn predicted.
+TABLE2_TURNS = 1.0
 
 
 @dataclass
@@ -337,6 +343,103 @@ def predict_rmse(models: dict[str, nn.Module], data: Spirals) -> dict[str, dict[
     return {name: held_out_rmse(predict_spirals(model, data), data) for name, model in models.items()}
 
 
+def table2_splits(config: Config, n_observed: int, device: torch.device) -> tuple[Spirals, Spirals]:
+    """The paper's spirals (§5.1): ``table2_spirals`` for training and ``TABLE2_TEST_SPIRALS`` held out, exactly
+    half of all clockwise, each observed at ``n_observed`` of the first ``TABLE2_WINDOW`` grid times and
+    predicted at the ``TABLE2_TIMES − TABLE2_WINDOW`` after them.
+
+    The spirals and their noise are the same for every ``n_observed`` of a seed; only the observed times
+    differ (they are drawn last).
+    """
+    spirals = make_spirals(config.table2_spirals + TABLE2_TEST_SPIRALS, n_times=TABLE2_TIMES, window=TABLE2_WINDOW,
+                           n_observed=n_observed, turns=TABLE2_TURNS, noise=config.table2_noise, seed=config.seed,
+                           exact_half=True).to(device)
+    return spirals.subset(slice(0, config.table2_spirals)), spirals.subset(slice(config.table2_spirals, None))
+
+
+def build_table2_model(name: str, config: Config, device: torch.device) -> nn.Module:
+    """``"latent ODE"`` (``latent_dim``-d latent, its likelihood's σ the data's noise) or ``"RNN"`` (stepping
+    through the observed times, the paper's baseline); both read the observations with a 25-unit GRU."""
+    if name == "latent ODE":
+        model = LatentODE(latent_dim=config.latent_dim, solver=config.latent_solver, obs_std=config.table2_noise)
+    elif name == "RNN":
+        model = RNNBaseline()
+    else:
+        raise ValueError(f"name must be one of {TABLE2_MODELS}, got {name!r}")
+    return model.to(device)
+
+
+@torch.no_grad()
+def predict_after_window(model: nn.Module, data: Spirals) -> torch.Tensor:
+    """Each model's prediction [N, T, 2] on the whole grid from the observed points, the latent mean for the
+    latent ODE. The RNN steps through the observed times (as in training) and then through the grid times
+    after the window; the window's unobserved times, which it never stepped through, are left NaN."""
+    values, times = data.observations()
+    model.eval()
+    if isinstance(model, LatentODE):
+        return model(values, times, data.times, sample=False)[0]
+    future = data.times[data.window :].expand(len(values), -1)
+    ahead = model(values, times, torch.cat([times, future], dim=1))[:, times.shape[1] :]
+    prediction = torch.full_like(data.clean, float("nan"))
+    prediction[:, data.window :] = ahead
+    return prediction
+
+
+def table2_key(name: str, n_observed: int) -> str:
+    """``latent_ode_predictive_rmse_30obs``: the metric of one model at one observation count."""
+    return f"{name.replace(' ', '_').lower()}_predictive_rmse_{n_observed}obs"
+
+
+@dataclass
+class Table2Result:
+    """The Table 2 part: ``rmse[metric key]`` (``table2_key``) and each trained model's loss history."""
+
+    rmse: dict[str, float]
+    loss_history: dict[str, list[float]]
+    train_seconds: float
+
+
+def train_table2(config: Config, checkpoint: Path | None = None) -> Table2Result:
+    """The paper's Table 2: for each observation count, a latent ODE and an RNN trained full-batch with Adam
+    (``latent_lr``) for ``table2_iters`` steps on the same spirals, each model on its own loss (negative
+    ELBO, squared error); predictive RMSE on the held-out spirals' 100 times after the window."""
+    device = select_device(config.device)
+    models: dict[str, nn.Module] = {}
+    for n_observed in config.table2_observed:
+        seed_everything(config.seed)
+        for name in TABLE2_MODELS:
+            models[table2_key(name, n_observed)] = build_table2_model(name, config, device)
+    # Saved after each model finishes, with the RMSE it scored; a model not trained yet is saved as built.
+    loop = ResumableLoop(checkpoint, models)
+    saved = loop.resume() or {"histories": {}, "rmse": {}, "seconds": 0.0}
+    histories, rmse, seconds = saved["histories"], saved["rmse"], saved["seconds"]
+    for n_observed in config.table2_observed:
+        train, test = table2_splits(config, n_observed, device)
+        values, times = train.observations()
+        window_grid = train.times[: train.window]
+        for name in TABLE2_MODELS:
+            key = table2_key(name, n_observed)
+            if key in rmse:
+                continue
+            began = time.perf_counter()
+            seed_everything(config.seed)
+            model = models[key]
+            optimizer = torch.optim.Adam(model.parameters(), lr=config.latent_lr)
+            histories[key] = []
+            for _ in progress(range(config.table2_iters), desc=f"{name}, {n_observed} points"):
+                loss = sequence_step(model, optimizer, values, times, train.observed, window_grid)
+                histories[key].append(float(loss))
+            rmse[key] = predictive_rmse(predict_after_window(model, test), test)
+            seconds += time.perf_counter() - began
+            loop.save(histories=histories, rmse=rmse, seconds=seconds)
+    return Table2Result(rmse, histories, seconds)
+
+
+def table2_metrics(result: Table2Result) -> dict[str, float]:
+    """``<model>_predictive_rmse_<n>obs`` for both models at every observation count, and the part's seconds."""
+    return {**result.rmse, "table2_train_seconds": result.train_seconds}
+
+
 def classifier_metrics(results: list[ClassifierResult], nfe_rows: list[dict[str, float]]) -> dict[str, float]:
     """Test error, parameters (millions) and training time of each classifier; NFE per tolerance."""
     metrics = {}
@@ -373,22 +476,25 @@ def latent_metrics(result: LatentResult) -> dict[str, float]:
 class Study:
     """The chapter's experiment with what the notebook's figures need: ``metrics`` is ``run_experiment``'s,
     and each stage's results (its checks, trained models and histories). A stage finished in an earlier
-    session of a resumed run brings its metrics only; its results are then ``None``."""
+    session of a resumed run, or not run (``table2_only`` runs the Table 2 part alone, without images),
+    brings no results; they are then ``None``."""
 
     config: Config
     metrics: dict[str, float]
-    data: ImageData
+    data: ImageData | None
     adjoint: dict[str, object] | None = None
     classifiers: list[ClassifierResult] | None = None
     nfe_rows: list[dict[str, float]] | None = None
     flow: CNFResult | None = None
     latent: LatentResult | None = None
+    table2: Table2Result | None = None
 
 
 def study(config: Config, state: RunState) -> Study:
-    """All four experiments as resumable stages (adjoint checks, classifiers with NFE per tolerance, CNF,
-    latent models); returns their metrics and results."""
-    data = load_image_data(config)
+    """The chapter's experiments as resumable stages (adjoint checks, classifiers with NFE per tolerance, CNF,
+    latent models, and the paper's Table 2 where ``table2_observed`` asks for it; that one alone with
+    ``table2_only``); returns their metrics and results."""
+    data = None if config.table2_only else load_image_data(config)
     found = Study(config, {}, data)
 
     def adjoint(_: Path) -> dict[str, float]:
@@ -409,7 +515,15 @@ def study(config: Config, state: RunState) -> Study:
         found.latent = train_latent_models(config, checkpoint)
         return latent_metrics(found.latent)
 
-    for name, stage in {"adjoint": adjoint, "classifiers": classifiers, "cnf": cnf, "latent": latent}.items():
+    def table2(checkpoint: Path) -> dict[str, float]:
+        found.table2 = train_table2(config, checkpoint)
+        return table2_metrics(found.table2)
+
+    stages = {} if config.table2_only else {"adjoint": adjoint, "classifiers": classifiers, "cnf": cnf,
+                                            "latent": latent}
+    if config.table2_observed:
+        stages["table2"] = table2
+    for name, stage in stages.items():
         found.metrics.update(state.stage(name, stage))
     return found
 

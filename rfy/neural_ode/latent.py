@@ -46,12 +46,16 @@ class Spirals(DeviceData):
 
 
 def make_spirals(n: int, *, n_times: int = 75, window: int = 50, n_observed: int = 30,
-                 turns: float = 1.0, noise: float = 0.05, seed: int = 0) -> Spirals:
+                 turns: float = 1.0, noise: float = 0.05, seed: int = 0, exact_half: bool = False) -> Spirals:
     """``n`` Archimedean spirals ``r = 0.15·θ`` (half clockwise) making ``turns`` turns over the grid.
 
-    Each starts at a random angle.
+    Each starts at a random angle ``θ₀ ~ U(1.5π, 3.5π)`` and follows ``θ(t) = θ₀ + 2π·turns·t / t_end``
+    on the grid ``t = 0, 0.1, …, (n_times − 1)/10``; the point is ``(r cos θ, ±r sin θ) / 2`` (the
+    minus sign turns it clockwise) plus Gaussian noise of standard deviation ``noise`` per coordinate.
     All spirals follow one law, so a model can learn the dynamics from many short pieces; each is
-    observed at ``n_observed`` random grid points among the first ``window`` (irregular sampling).
+    observed at ``n_observed`` grid points drawn without replacement among the first ``window``
+    (irregular sampling). Each spiral turns clockwise with probability 1/2, or, with ``exact_half``,
+    exactly ``n // 2`` of them do (the paper's "half are clockwise"), in random positions.
     """
     if not 0 < n_observed <= window <= n_times:
         raise ValueError(f"need 0 < n_observed <= window <= n_times, got {n_observed}, {window}, {n_times}")
@@ -60,7 +64,10 @@ def make_spirals(n: int, *, n_times: int = 75, window: int = 50, n_observed: int
     start = torch.rand(n, 1, generator=gen) * 2 * math.pi + 1.5 * math.pi
     angle = start + times[None] * (2 * math.pi * turns / times[-1])
     radius = 0.15 * angle
-    clockwise = torch.rand(n, 1, generator=gen) < 0.5
+    if exact_half:
+        clockwise = (torch.randperm(n, generator=gen) < n // 2)[:, None]
+    else:
+        clockwise = torch.rand(n, 1, generator=gen) < 0.5
     sign = torch.where(clockwise, -1.0, 1.0)
     clean = torch.stack([radius * torch.cos(angle), sign * radius * torch.sin(angle)], dim=-1) / 2
     noisy = clean + noise * torch.randn(clean.shape, generator=gen)
@@ -174,3 +181,15 @@ def held_out_rmse(prediction: torch.Tensor, data: Spirals) -> dict[str, float]:
     unobserved.scatter_(1, data.observed, False)
     return {"interpolation_rmse": float(error[unobserved].mean().sqrt()),
             "extrapolation_rmse": float(error[~in_window].mean().sqrt())}
+
+
+def predictive_rmse(prediction: torch.Tensor, data: Spirals) -> float:
+    """Root mean squared error of the predictions after the observation window (the paper's Table 2 metric).
+
+    ``sqrt(mean over spirals n, times t >= window and coordinates d of (x̂[n, t, d] − x[n, t, d])²)``
+    against the clean trajectory ``x``: every coordinate counts as one error, so it is ``held_out_rmse``'s
+    per-point distance divided by √2 for 2-D points.
+    """
+    if data.window >= prediction.shape[1]:
+        raise ValueError(f"no time after the observation window ({data.window} of {prediction.shape[1]} grid times)")
+    return float((prediction[:, data.window :] - data.clean[:, data.window :]).square().mean().sqrt())
