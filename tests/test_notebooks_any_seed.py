@@ -26,17 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 CLAIMS_FAILED = "claims that do not hold"  # rfy.claims.assert_claims
 
-#: Per notebook: the knobs of the smoke run, beyond ``seed`` and ``check_claims``.
+#: Per notebook: the knobs of the smoke run, beyond ``seed`` and ``check_claims``. Repeats (and agents) stay at
+#: two or more: with one, the only run seed ``seed·1 + 0`` is the seed itself, and a notebook that indexes its
+#: runs by ``config.seed`` instead of ``config.seeds`` would pass.
 SMOKE_KNOBS: dict[str, dict[str, Any]] = {
     "01_neural_odes": {"epochs": 1, "cnf_iters": 20, "latent_iters": 20},
-    "02_semi_unsupervised": {"repeats": 1},
-    "03_debiasing": {"repeats": 1, "alphas": [0.01]},
-    "04_preferences": {"agents": 1, "comparisons": [20], "timesteps": 10_240},
+    "02_semi_unsupervised": {"repeats": 2},
+    "03_debiasing": {"repeats": 2, "alphas": [0.01]},
+    "04_preferences": {"agents": 2, "comparisons": [20], "timesteps": 10_240},
     "05_randwire": {"graph_seeds": 1, "epochs": 1},
-    "06_voter_model": {"repeats": 1, "steps": 50},
-    "07_mixmatch": {"repeats": 1, "steps": 20},
-    "08_divide_conquer": {"repeats": 1, "epochs": 4},
+    "06_voter_model": {"repeats": 2, "steps": 50},
+    "07_mixmatch": {"repeats": 2, "steps": 20},
+    "08_divide_conquer": {"repeats": 2, "epochs": 3},
 }
+RUN_COUNTS = ("repeats", "agents")  # knobs that set how many run seeds a notebook draws
 
 
 def smoke_seed(name: str) -> int:
@@ -58,6 +61,13 @@ def test_every_notebook_has_smoke_knobs():
 def test_smoke_seeds_are_distinct_and_not_zero():
     seeds = [smoke_seed(name) for name in SMOKE_KNOBS]
     assert 0 not in seeds and len(set(seeds)) == len(seeds)
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE_KNOBS))
+def test_smoke_runs_draw_run_seeds_other_than_the_seed(name: str):
+    declared = declared_parameters(nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4))
+    for knob in set(RUN_COUNTS) & declared:
+        assert SMOKE_KNOBS[name].get(knob, 0) >= 2, f"{name}: set {knob} to 2 or more in its smoke run"
 
 
 def test_declared_parameters_reads_the_parameters_cell():
