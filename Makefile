@@ -1,6 +1,6 @@
 # Everything a reader, a learner or CI needs, from a fresh clone:
 #   make book   - create .venv, install, execute every notebook (reduced mode), render _build/html
-#   make test   - create .venv, install, run the unit tests and nbval on the notebooks
+#   make test   - create .venv, install, run the unit tests, every notebook on a non-zero seed (smoke) and nbval
 #   make lab    - JupyterLab with rfy importable
 #   make student - copies of the notebooks without outputs or exercise solutions, in _build/student
 #   make html   - render _build/html from the notebooks' stored outputs (no execution)
@@ -20,8 +20,8 @@ CHAPTERS := book/_generated/chapters_table.md
 
 MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 
-.PHONY: install book html notebooks table test unit nbval lab student lock clean check-book diagrams pdf gpu-wheels \
-	gpu-campaign
+.PHONY: install book html notebooks table test unit smoke nbval lab student lock clean check-book diagrams pdf \
+	gpu-wheels gpu-campaign
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,12 +70,16 @@ pdf: $(STAMP)
 book: notebooks html
 
 unit: $(STAMP)
-	TQDM_DISABLE=1 $(BIN)/python -m pytest tests
+	TQDM_DISABLE=1 $(BIN)/python -m pytest tests -m "not notebooks"
+
+# Every notebook once through papermill on its own non-zero seed, knobs turned down (a few minutes)
+smoke: $(STAMP)
+	TQDM_DISABLE=1 $(BIN)/python -m pytest tests/test_notebooks_any_seed.py -m notebooks
 
 nbval: $(STAMP)
 	TQDM_DISABLE=1 $(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS)
 
-test: unit nbval
+test: unit smoke nbval
 
 student: $(STAMP)
 	$(BIN)/python -m rfy notebooks student $(NOTEBOOKS) --output _build/student

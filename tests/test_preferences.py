@@ -166,6 +166,12 @@ def test_config_validation_names_the_field_and_the_allowed_values():
         Config(normalise_on="running")
     with pytest.raises(ConfigError, match="agents must be an? integer > 0"):
         Config(agents=0)
+    with pytest.raises(ConfigError, match=r"total_timesteps must be at least rounds · n_steps · n_envs = 10240"):
+        Config(total_timesteps=10239)  # 10 rounds, each at least one rollout of 128 steps in 8 environments
+    schedule, rounds = experiments.preference_rounds(Config(total_timesteps=10240), 300, 10240)
+    assert len(rounds) == 10 and schedule.sum() == 300 and [end - start for *_, start, end in rounds] == [1024] * 10
+    with pytest.raises(ConfigError, match="backflip_timesteps must be at least"):
+        Config(backflip_timesteps=1024, backflip_comparisons=20)
     full = Config.full()
     assert full.env_id == "HalfCheetah-v5" and full.comparisons == (350, 700, 1400) and full.backflip_timesteps > 0
 
@@ -327,7 +333,7 @@ def test_mujoco_tasks_fail_with_the_package_to_install_when_mujoco_is_missing(mo
     monkeypatch.setattr(envs.importlib.util, "find_spec", lambda name, *a: None if name == "mujoco" else real(name, *a))
     assert 'pip install "gymnasium[mujoco]"' in MUJOCO_HINT
     with pytest.raises(ImportError, match=r'HalfCheetah-v5: .*pip install "gymnasium\[mujoco\]"'):
-        run_experiment(Config.full(total_timesteps=512), RunState(tmp_path, resume=False))
+        run_experiment(Config.full(total_timesteps=81_920), RunState(tmp_path, resume=False))
     envs.require_mujoco("Pendulum-v1")  # needs nothing
 
 

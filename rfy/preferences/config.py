@@ -88,6 +88,12 @@ class Config(RunConfig):
                                            for n in self.comparisons):
             raise ConfigError(f"comparisons must be a non-empty tuple of integers >= 2 * rounds "
                               f"({2 * self.rounds}), got {self.comparisons!r}")
+        rollout = self.n_steps * self.n_envs  # each round runs PPO for a whole number of rollouts, at least one
+        for field in ("total_timesteps", "backflip_timesteps"):
+            steps = getattr(self, field)
+            if steps and steps < self.rounds * rollout:
+                raise ConfigError(f"{field} must be at least rounds · n_steps · n_envs = {self.rounds * rollout} "
+                                  f"(one PPO rollout per round), got {steps}")
         horizon = ENVIRONMENTS[self.env_id].horizon
         if self.clip_length > horizon:
             raise ConfigError(f"clip_length must be <= the horizon of {self.env_id} ({horizon}), "
