@@ -8,6 +8,7 @@ the same bits on every machine. The runs of a comparison (models × seeds) are i
 from __future__ import annotations
 
 import contextlib
+import re
 import statistics
 import warnings
 from collections.abc import Callable
@@ -21,10 +22,11 @@ from rfy.checkpoint import ResumableLoop, RunState
 from rfy.data import to_unit_interval
 from rfy.parallel import default_workers, stages_in_processes
 from rfy.progress import progress
+from rfy.results import RunRecord
 from rfy.runtime import seed_everything, select_device, torch_threads
 from rfy.semi_unsupervised.config import N_CLASSES, Config
 from rfy.semi_unsupervised.data import SemiUnsupervisedData, load_images, make_semi_unsupervised
-from rfy.semi_unsupervised.evaluation import accuracies, cluster_to_label
+from rfy.semi_unsupervised.evaluation import accuracies, cluster_to_label, dead_outputs
 from rfy.semi_unsupervised.model import DeepGenerativeModel, labelled_log_q, make_model
 from rfy.semi_unsupervised.objectives import class_prior, semi_unsupervised_loss, unlabelled_bound
 
@@ -60,7 +62,7 @@ def prior_for(data: SemiUnsupervisedData, config: Config) -> torch.Tensor:
 
 def build_model(kind: str, data: SemiUnsupervisedData, config: Config) -> DeepGenerativeModel:
     return make_model(kind, data.x_dim, config.n_clusters, config.latent_dim, tuple(config.hidden),
-                      prior_for(data, config), config.prior_mean_scale).to(data.X_unlabelled.device)
+                      prior_for(data, config), config.prior_mean_scale, config.init).to(data.X_unlabelled.device)
 
 
 def training_loss(model: DeepGenerativeModel, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
@@ -158,7 +160,10 @@ def kl_weight_at(epoch: int, config: Config) -> float:
 
 
 def classifier_weight(data: SemiUnsupervisedData, config: Config) -> float:
-    """$\\alpha$ = ``alpha_scale`` · N / N_labelled."""
+    """$\\alpha$ = ``alpha_scale`` · N / N_labelled with ``scale_alpha`` (the paper's rule), else ``alpha_scale``
+    (what the authors' code computes; ``Config`` explains the difference)."""
+    if not config.scale_alpha:
+        return config.alpha_scale
     n_u, n_l = len(data.X_unlabelled), len(data.X_labelled)
     return config.alpha_scale * (n_u + n_l) / n_l
 
@@ -169,19 +174,27 @@ def steps_per_epoch(data: SemiUnsupervisedData, config: Config) -> int:
 
 
 def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: int = 0, desc: str = "",
-                checkpoint: Path | None = None) -> DeepGenerativeModel:
+                checkpoint: Path | None = None, curve: list[dict[str, float]] | None = None) -> DeepGenerativeModel:
     """Adam on the objective, batches of ``batch_size`` labelled and ``batch_size`` unlabelled images.
 
     An epoch is one pass over the unlabelled images; the labelled ones are redrawn at random. The
     KL terms ramp linearly from 0 to 1 over ``warmup_epochs``; gradients are clipped to ±``grad_clip``
     (``TrainingStep``). With ``checkpoint`` the state is saved after every epoch and an interrupted run
-    resumes from it.
+    resumes from it. With ``curve`` (a list) the scores of ``epoch_scores`` after every epoch are appended
+    to it (and kept in the checkpoint, so a resumed run's curve is whole); scoring draws no random numbers,
+    so it leaves the training itself unchanged.
     """
     seed_everything(seed)
     model = build_model(kind, data, config)
     optimizer = make_optimizer(model, config)
     loop = ResumableLoop(checkpoint, {"model": model, "optimizer": optimizer}, rng=True)
-    start = (loop.resume() or {"epoch": 0})["epoch"]
+    saved = loop.resume() or {"epoch": 0}
+    start = saved["epoch"]
+    if curve is not None:
+        curve[:] = saved.get("curve", [])
+        if len(curve) != start:
+            raise ValueError(f"the checkpoint {checkpoint} holds {len(curve)} epochs of the learning curve but "
+                             f"{start} trained epochs; start the run over without --resume")
     step = TrainingStep(model, optimizer, data, config, classifier_weight(data, config))
     device = data.X_unlabelled.device
     model.train()
@@ -189,7 +202,10 @@ def train_model(kind: str, data: SemiUnsupervisedData, config: Config, *, seed: 
         step.set_kl_weight(kl_weight_at(epoch, config))
         for batch in torch.randperm(len(data.X_unlabelled), device=device).split(config.batch_size):
             step(batch)
-        loop.save(epoch=epoch + 1)
+        if curve is not None:
+            curve.append(epoch_scores(model, data))
+            model.train()
+        loop.save(epoch=epoch + 1, **({"curve": curve} if curve is not None else {}))
     model.eval()
     return model
 
@@ -220,6 +236,70 @@ def evaluate(model: DeepGenerativeModel, data: SemiUnsupervisedData) -> dict[str
     return accuracies(predicted, data.y_test, data.masked_classes)
 
 
+#: The authors keep the checkpoint with the best accuracy on this many first test images.
+AUTHORS_SELECTION_IMAGES = 1000
+#: What ``epoch_scores`` measures after every epoch.
+EPOCH_KEYS = ("overall", "masked", "labelled", "dead_outputs", "authors_selection", "authors_overall",
+              "authors_masked", "authors_labelled")
+
+
+def majority_named_accuracy(clusters: torch.Tensor, labels: torch.Tensor, n_clusters: int,
+                        masked_classes: tuple[int, ...], n_classes: int) -> dict[str, float]:
+    """Accuracies (%) when each cluster is named by the majority label of the very points being scored."""
+    names = cluster_to_label(clusters, labels, n_clusters, n_classes)
+    return accuracies(names[clusters], labels, masked_classes)
+
+
+@torch.no_grad()
+def epoch_scores(model: DeepGenerativeModel, data: SemiUnsupervisedData) -> dict[str, float]:
+    """The scores of one epoch's model, under both protocols.
+
+    Ours (``evaluate``): clusters named on the validation split, test accuracy overall, on the masked
+    and on the labelled classes, and ``dead_outputs``, the outputs no test image reaches. The authors'
+    (``model.py``'s ``compute_acc``): clusters named by the majority label of the test images
+    themselves; ``authors_selection`` is that accuracy on the first ``AUTHORS_SELECTION_IMAGES`` test
+    images (what their checkpoint choice maximises), ``authors_*`` on the whole test split.
+    """
+    clusters = predict_clusters(model, data.X_test)
+    ours = accuracies(label_clusters(model, data)[clusters], data.y_test, data.masked_classes)
+    named = (model.n_clusters, data.masked_classes, data.n_classes)
+    first = slice(0, AUTHORS_SELECTION_IMAGES)
+    authors = majority_named_accuracy(clusters, data.y_test, *named)
+    selection = majority_named_accuracy(clusters[first], data.y_test[first], *named)["overall"]
+    return {**ours, "dead_outputs": float(dead_outputs(clusters, model.n_clusters)), "authors_selection": selection,
+            **{f"authors_{key}": value for key, value in authors.items()}}
+
+
+def authors_protocol(curve: list[dict[str, float]]) -> dict[str, float]:
+    """The authors' result from a learning curve: the scores of the epoch with the highest ``authors_selection``
+    (the first such epoch, as their checkpoint saver replaces only a better one), and that epoch (from 1)."""
+    if not curve:
+        raise ValueError("curve must hold the scores of at least one epoch, got none")
+    best = max(range(len(curve)), key=lambda i: (curve[i]["authors_selection"], -i))
+    return {"authors_overall": curve[best]["authors_overall"], "authors_masked": curve[best]["authors_masked"],
+            "authors_labelled": curve[best]["authors_labelled"], "authors_epoch": float(best + 1)}
+
+
+def run_scores(curve: list[dict[str, float]]) -> dict[str, float]:
+    """One run's stage: the last epoch's scores under our protocol and its dead outputs, the authors'
+    protocol (``authors_protocol``), and every epoch's scores as ``epoch<e>_<key>``."""
+    last = curve[-1]
+    return {**{key: last[key] for key in ("overall", "masked", "labelled", "dead_outputs")},
+            **authors_protocol(curve),
+            **{f"epoch{e}_{key}": value for e, scores in enumerate(curve, start=1) for key, value in scores.items()}}
+
+
+def curve_from(metrics: dict[str, float], prefix: str = "epoch") -> dict[str, list[float]]:
+    """Per key, its values after epochs 1, 2, … from flat metrics named ``<prefix><e>_<key>``: a run's
+    stage (``prefix="epoch"``) or a record (``prefix="gmdgm_curve_epoch"``). ``{}`` when there are none."""
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)_(.+)$")
+    found: dict[str, dict[int, float]] = {}
+    for name, value in metrics.items():
+        if match := pattern.match(name):
+            found.setdefault(match[2], {})[int(match[1])] = value
+    return {key: [values[e] for e in sorted(values)] for key, values in found.items()}
+
+
 @dataclass
 class Comparison:
     """Per model kind, one evaluation dict per seed; the first seed's data and models, for figures."""
@@ -247,16 +327,55 @@ def spread(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def accuracy_metrics(scores: dict[str, list[dict[str, float]]], prefix: str = "") -> dict[str, float]:
-    """Flat metrics for a run record: ``<prefix><kind>_<overall|masked|labelled>_accuracy`` (mean and std
-    over seeds) and, with both models, ``<prefix>masked_gap`` (GM-DGM minus M2 on the masked classes,
-    mean over seeds) and ``<prefix>masked_gap_min`` (the smallest per-seed gap)."""
+def record_curves(records: list[RunRecord]) -> dict[str, dict[int, dict[str, list[float]]]]:
+    """The learning curves stored in run records: model kind → record seed → quantity (``overall_accuracy``,
+    ``masked_accuracy``, ``labelled_accuracy``, ``dead_outputs``) → its value after epochs 1, 2, …
+    Records without a curve are skipped; a later record of a seed replaces an earlier one."""
+    curves: dict[str, dict[int, dict[str, list[float]]]] = {}
+    for record in records:
+        for kind in NAMES:
+            if curve := curve_from(record.metrics, f"{kind}_curve_epoch"):
+                curves.setdefault(kind, {})[record.seed] = curve
+    return curves
+
+
+def plateau_epoch(values: list[float], tolerance: float = 1.0, patience: int = 3) -> int | None:
+    """The first epoch (from 1) that no later epoch beats by more than ``tolerance``, provided at least
+    ``patience`` epochs follow it; ``None`` while the curve may still be rising (too few epochs after)."""
+    for epoch in range(1, len(values) - patience + 1):
+        if max(values[epoch:]) - values[epoch - 1] <= tolerance:
+            return epoch
+    return None
+
+
+def accuracy_metrics(scores: dict[str, list[dict[str, float]]], prefix: str = "", *,
+                     curve: bool = False) -> dict[str, float]:
+    """Flat metrics for a run record, means and standard deviations over seeds:
+    ``<prefix><kind>_<overall|masked|labelled>_accuracy`` (our protocol, last epoch), ``<kind>_dead_outputs``
+    (outputs no test image reaches), ``<kind>_authors_<overall|masked|labelled>_accuracy`` and
+    ``<kind>_authors_epoch`` (the authors' protocol, ``authors_protocol``); with ``curve``, the mean over
+    seeds after every epoch, ``<kind>_curve_epoch<e>_<overall|masked|labelled>_accuracy`` and
+    ``<kind>_curve_epoch<e>_dead_outputs``; with both models, ``<prefix>masked_gap`` (GM-DGM minus M2
+    on the masked classes, mean over seeds) and ``<prefix>masked_gap_min`` (the smallest per-seed gap).
+    A quantity missing from a seed's scores (a stage stored before it was measured) is left out."""
     metrics = {}
+    names = {**{key: f"{key}_accuracy" for key in ("overall", "masked", "labelled")}, "dead_outputs": "dead_outputs",
+             **{f"authors_{key}": f"authors_{key}_accuracy" for key in ("overall", "masked", "labelled")},
+             "authors_epoch": "authors_epoch"}
     for kind, runs in scores.items():
-        for key in ("overall", "masked", "labelled"):
+        for key, name in names.items():
+            if not all(key in run for run in runs):
+                continue
             values = [run[key] for run in runs]
-            metrics[f"{prefix}{kind}_{key}_accuracy"] = statistics.fmean(values)
-            metrics[f"{prefix}{kind}_{key}_accuracy_std"] = spread(values)
+            metrics[f"{prefix}{kind}_{name}"] = statistics.fmean(values)
+            metrics[f"{prefix}{kind}_{name}_std"] = spread(values)
+        if curve:
+            curves = [curve_from(run) for run in runs]
+            epochs = min(len(c.get("overall", [])) for c in curves)
+            for key in ("overall", "masked", "labelled", "dead_outputs"):
+                name = names[key]
+                for e in range(epochs):
+                    metrics[f"{prefix}{kind}_curve_epoch{e + 1}_{name}"] = statistics.fmean(c[key][e] for c in curves)
     if {"m2", "gmdgm"} <= set(scores):
         gaps = masked_gaps(scores)
         metrics[f"{prefix}masked_gap"] = statistics.fmean(gaps)
@@ -274,9 +393,11 @@ STAND_IN = "prototypes_"
 
 
 def experiment_metrics(scores: dict[str, list[dict[str, float]]],
-                       stand_in_scores: dict[str, list[dict[str, float]]] | None = None) -> dict[str, float]:
-    """The record's metrics: the dataset's, then the stand-in's under the ``prototypes_`` prefix."""
-    metrics = accuracy_metrics(scores)
+                       stand_in_scores: dict[str, list[dict[str, float]]] | None = None, *,
+                       curve: bool = False) -> dict[str, float]:
+    """The record's metrics: the dataset's, then the stand-in's under the ``prototypes_`` prefix; the
+    dataset's learning curves too with ``curve`` (``accuracy_metrics``)."""
+    metrics = accuracy_metrics(scores, curve=curve)
     if stand_in_scores is not None:
         metrics.update(accuracy_metrics(stand_in_scores, STAND_IN))
     return metrics
@@ -294,14 +415,15 @@ class ModelJob:
 
 
 def train_and_evaluate(job: ModelJob) -> dict[str, float]:
-    """Train the model ``job`` names and score it (``evaluate``), on one thread when on the CPU: what a run's
-    stage stores (the trained model stays in the job's checkpoint)."""
+    """Train the model ``job`` names, scoring it after every epoch, on one thread when on the CPU; what a
+    run's stage stores is ``run_scores`` of that curve (the trained model stays in the job's checkpoint)."""
     data = load_data(job.config, job.seed)
     on_cpu = data.X_unlabelled.device.type == "cpu"
+    curve: list[dict[str, float]] = []
     with torch_threads(1) if on_cpu else contextlib.nullcontext():
-        model = train_model(job.kind, data, job.config, seed=job.seed, checkpoint=job.checkpoint,
-                            desc=f"{NAMES[job.kind]}, seed {job.seed}")
-        return evaluate(model, data)
+        train_model(job.kind, data, job.config, seed=job.seed, checkpoint=job.checkpoint,
+                    desc=f"{NAMES[job.kind]}, seed {job.seed}", curve=curve)
+    return run_scores(curve)
 
 
 def model_jobs(config: Config, checkpoints: Callable[[str], Path] | None = None,
@@ -358,7 +480,8 @@ def study(config: Config, state: RunState, workers: int | None = None) -> Study:
 
     dataset = comparison(runs[""])
     stand_in = comparison(runs["prototypes-"]) if config.runs_stand_in else None
-    return Study(config, experiment_metrics(dataset.scores, stand_in.scores if stand_in else None), dataset, stand_in)
+    return Study(config, experiment_metrics(dataset.scores, stand_in.scores if stand_in else None,
+                                            curve=config.record_curve), dataset, stand_in)
 
 
 def run_experiment(config: Config, state: RunState, workers: int | None = None) -> dict[str, float]:

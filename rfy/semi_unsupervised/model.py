@@ -15,6 +15,9 @@ from torch import nn
 from rfy.semi_unsupervised.objectives import bernoulli_log_likelihood, gaussian_kl, labelled_bound
 
 MODELS = ("m2", "gmdgm")
+INITS = ("pytorch", "authors")
+#: Standard deviation of the authors' small normal initialisation (output layers, biases, class means).
+AUTHORS_INIT_STD = 1e-3
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -110,15 +113,47 @@ class GMDGM(DeepGenerativeModel):
         return self.decoder(z)
 
 
+@torch.no_grad()
+def authors_init(model: DeepGenerativeModel, std: float = AUTHORS_INIT_STD) -> None:
+    r"""Re-draw the networks' parameters as the authors' code does, in place.
+
+    In the classifier, the encoder and the decoder, hidden layers get Glorot-normal weights,
+    $W \sim \mathcal N\big(0, 2 / (n_\text{in} + n_\text{out})\big)$, and each network's output layer gets
+    $W \sim \mathcal N(0, \text{std}^2)$; every bias is $\mathcal N(0, \text{std}^2)$. The logits of
+    $q(y \mid x)$ then start within about $10^{-3}$ of each other: the classifier starts uniform. GM-DGM's
+    prior log-variances get Glorot-normal values, as the authors' $p(z \mid y)$ layer does; its class
+    means are left to ``make_model``'s ``mean_scale``.
+    """
+    for network in (model.classifier, model.encoder, model.decoder):
+        layers = [layer for layer in network if isinstance(layer, nn.Linear)]
+        for layer in layers[:-1]:
+            nn.init.xavier_normal_(layer.weight)
+        nn.init.normal_(layers[-1].weight, std=std)
+        for layer in layers:
+            nn.init.normal_(layer.bias, std=std)
+    if isinstance(model, GMDGM):
+        nn.init.xavier_normal_(model.prior_logvars)
+
+
 def make_model(kind: str, x_dim: int, n_clusters: int, latent_dim: int, hidden: tuple[int, ...],
-               prior_y: torch.Tensor, mean_scale: float = 1.0) -> DeepGenerativeModel:
-    """``"m2"`` or ``"gmdgm"`` with the class prior ``prior_y`` (probabilities, ``[n_clusters]``)."""
+               prior_y: torch.Tensor, mean_scale: float = 1.0, init: str = "pytorch") -> DeepGenerativeModel:
+    """``"m2"`` or ``"gmdgm"`` with the class prior ``prior_y`` (probabilities, ``[n_clusters]``).
+
+    GM-DGM's class means start as ``mean_scale`` · N(0, I); ``init`` is ``"pytorch"`` (PyTorch's default
+    layers) or ``"authors"`` (``authors_init``).
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     log_prior = prior_y.clamp_min(1e-12).log()
     if kind == "m2":
-        return M2(x_dim, n_clusters, latent_dim, hidden, log_prior)
-    if kind == "gmdgm":
-        return GMDGM(x_dim, n_clusters, latent_dim, hidden, log_prior, mean_scale)
-    raise ValueError(f"kind must be one of {MODELS}, got {kind!r}")
+        model: DeepGenerativeModel = M2(x_dim, n_clusters, latent_dim, hidden, log_prior)
+    elif kind == "gmdgm":
+        model = GMDGM(x_dim, n_clusters, latent_dim, hidden, log_prior, mean_scale)
+    else:
+        raise ValueError(f"kind must be one of {MODELS}, got {kind!r}")
+    if init == "authors":
+        authors_init(model)
+    return model
 
 
 def labelled_log_q(model: DeepGenerativeModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
