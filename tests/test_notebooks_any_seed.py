@@ -7,15 +7,12 @@ plus 10, so eight seeds are covered), with the parameters cell's knobs turned do
 few minutes on two cores. Such a run is too small for the claims, so it sets ``check_claims = False``:
 the verdicts are still computed and printed, only the assert is skipped.
 
-A notebook that does not declare a ``check_claims`` parameter yet gets only the knobs it declares; its run
-may then stop at the claims assert (``AssertionError: claims that do not hold``) and nowhere else.
-Run with ``make smoke`` (part of ``make test``).
+Every notebook must declare ``check_claims`` and the knobs below in its parameters cell. Run with ``make smoke`` (part of ``make test``).
 """
 from __future__ import annotations
 
 import ast
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-CLAIMS_FAILED = "claims that do not hold"  # rfy.claims.assert_claims
 
 #: Per notebook: the knobs of the smoke run, beyond ``seed`` and ``check_claims``. Repeats (and agents) stay at
 #: two or more: with one, the only run seed ``seed·1 + 0`` is the seed itself, and a notebook that indexes its
@@ -81,22 +77,12 @@ def test_declared_parameters_reads_the_parameters_cell():
 @pytest.mark.parametrize("name", sorted(SMOKE_KNOBS))
 def test_notebook_runs_on_a_nonzero_seed(name: str, tmp_path: Path):
     import papermill
-    from papermill.exceptions import PapermillExecutionError
 
     path = NOTEBOOKS / f"{name}.ipynb"
     declared = declared_parameters(nbformat.read(path, as_version=4))
-    wanted = {"seed": smoke_seed(name), "check_claims": False, **SMOKE_KNOBS[name]}
-    parameters = {key: value for key, value in wanted.items() if key in declared}
-    assert set(SMOKE_KNOBS[name]) <= declared, f"{name} declares none of {set(SMOKE_KNOBS[name]) - declared}"
+    parameters = {"seed": smoke_seed(name), "check_claims": False, **SMOKE_KNOBS[name]}
+    assert set(parameters) <= declared, f"{name} declares none of {set(parameters) - declared}"
     began = time.perf_counter()
-    try:
-        papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters=parameters, cwd=str(NOTEBOOKS),
-                                   progress_bar=False, execution_timeout=600)
-    except PapermillExecutionError as error:
-        stopped_at_claims = ("check_claims" not in declared and error.ename == "AssertionError"
-                             and error.evalue.startswith(CLAIMS_FAILED) and "assert_claims(" in error.source)
-        if not stopped_at_claims:
-            raise
-        warnings.warn(f"{name} declares no check_claims parameter: on seed {parameters['seed']} its run stopped at "
-                      f"the claims assert, and the cells after it did not run", stacklevel=1)
+    papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters=parameters, cwd=str(NOTEBOOKS),
+                               progress_bar=False, execution_timeout=600)
     print(f"{name}: seed {parameters['seed']}, {time.perf_counter() - began:.0f} s")
