@@ -52,7 +52,8 @@ def test_full_mode_runs_on_mnist_files_in_the_cache(folders, monkeypatch):
     tiny_mnist(folders / "data" / "mnist")
     register_hashes_of(folders / "data" / "mnist", monkeypatch)
     assert run(folders, "--mode", "full", "--set", "epochs=1", "--set", "solver='rk4'", "--set", "adjoint=False",
-               "--set", "cnf_solver='rk4'", "--set", "latent_solver='rk4'", "--set", "lr_milestones=()") == 0
+               "--set", "cnf_solver='rk4'", "--set", "latent_solver='rk4'", "--set", "lr_milestones=()",
+               "--set", "table2_spirals=8", "--set", "table2_iters=2") == 0
     record = json.loads((folders / "results" / "neural-ode" / "full-seed0-custom.json").read_text())
     assert record["config"]["dataset"] == "mnist" and record["config"]["augment"] is True
 
