@@ -27,6 +27,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def plan_text(steps: Sequence[Step], budget_s: float) -> str:
     return "\n".join(lines)
 
 
-def run_step(campaign: Campaign, step: Step, python: str = sys.executable, reserve_s: float = 0.0) -> Step:
+def run_step(campaign: Campaign, step: Step, reserve_s: float = 0.0) -> Step:
     """Run ``step`` as a child with its output in ``logs/<name>.log``, for at most what is left of the budget
     less ``reserve_s`` (kept for the steps after it); past that it gets SIGTERM (runs save their checkpoint and
     exit), then SIGKILL after ``GRACE_S``."""
@@ -143,7 +144,7 @@ def run_step(campaign: Campaign, step: Step, python: str = sys.executable, reser
         return step
     start = time.monotonic()
     with log.open("w") as sink:
-        child = subprocess.Popen([python, "-m", *step.argv], stdout=sink, stderr=subprocess.STDOUT,
+        child = subprocess.Popen([sys.executable, "-m", *step.argv], stdout=sink, stderr=subprocess.STDOUT,
                                  env={**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"},
                                  start_new_session=True)
         try:
@@ -163,8 +164,6 @@ def run_step(campaign: Campaign, step: Step, python: str = sys.executable, reser
 
 def run_side_by_side(campaign: Campaign, steps: Sequence[Step], reserve_s: float) -> None:
     """Run ``steps`` at the same time (one GPU, several processes), each as ``run_step`` runs one."""
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=max(len(steps), 1)) as pool:
         list(pool.map(lambda step: run_step(campaign, step, reserve_s=reserve_s), steps))
 
